@@ -1,0 +1,25 @@
+"""The one thing a searcher knows about scoring: an object that maps architectures to metrics.
+
+A supernet evaluator, a benchmark table or any user function can stand behind it, so the same
+searcher runs on all three. Metric names and units used across mixpath:
+
+- ``accuracy``: percent, higher is better (validation accuracy during search)
+- ``flops``: millions of multiply-adds of the stand-alone model, lower is better
+- ``params``: millions of parameters, lower is better
+- ``latency``: milliseconds per image on the measuring device, lower is better
+- ``cost_seconds``: what obtaining the score cost (training time for a benchmark table), for budgets
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from mixpath.spaces import Architecture
+
+
+@runtime_checkable
+class Evaluator(Protocol):
+    def evaluate(self, archs: Sequence[Architecture]) -> list[dict[str, float]]:
+        """Return one dict of metrics per architecture, in order."""
+        ...

@@ -1,0 +1,20 @@
+"""Architectures, search space declarations and the space registry."""
+
+from mixpath.spaces.architecture import Architecture, LayerChoice
+from mixpath.spaces.mbconv_spaces import CIFAR_S1, FMNIST_S1, TINY, mbconv_space
+from mixpath.spaces.registry import get_space, list_spaces, register_space
+from mixpath.spaces.space import LayerSpec, SearchSpace
+
+for _space in (CIFAR_S1, FMNIST_S1, TINY):
+    register_space(_space)
+
+__all__ = [
+    "Architecture",
+    "LayerChoice",
+    "LayerSpec",
+    "SearchSpace",
+    "get_space",
+    "list_spaces",
+    "mbconv_space",
+    "register_space",
+]

@@ -1,0 +1,127 @@
+"""Search spaces declared as data: a list of searchable layers plus the fixed skeleton around them.
+
+A space says *what* may be chosen; the supernet family named by ``family`` says how to build it.
+``m`` (the most paths a layer may activate at once) is not part of the space: the same space is
+searched single-path (m=1) or multi-path (m=2..n), so ``size``, ``validate`` and sampling take it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from mixpath.errors import MixPathError
+from mixpath.spaces.architecture import Architecture, LayerChoice, OptionValue
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One searchable layer: candidate ops (paths), extra per-layer choices, and its fixed shape."""
+
+    ops: tuple[str, ...]
+    options: tuple[tuple[str, tuple[OptionValue, ...]], ...] = ()
+    in_channels: int = 0
+    out_channels: int = 0
+    stride: int = 1
+
+    @property
+    def n_ops(self) -> int:
+        return len(self.ops)
+
+    def option_values(self, key: str) -> tuple[OptionValue, ...]:
+        for name, values in self.options:
+            if name == key:
+                return values
+        raise KeyError(key)
+
+    def n_choices(self, m: int) -> int:
+        """How many distinct choices this layer has when up to ``m`` paths may be active."""
+        subsets = sum(math.comb(self.n_ops, k) for k in range(1, min(m, self.n_ops) + 1))
+        return subsets * math.prod(len(values) for _, values in self.options)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A named search space. ``skeleton`` holds the family's fixed parts (stem, head, ...)."""
+
+    name: str
+    description: str
+    family: str
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    layers: tuple[LayerSpec, ...]
+    skeleton: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    default_m: int = 4
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layers)
+
+    def max_m(self) -> int:
+        return max(layer.n_ops for layer in self.layers)
+
+    def size(self, m: int) -> int:
+        """Number of architectures when every layer may activate 1..m paths."""
+        return math.prod(layer.n_choices(m) for layer in self.layers)
+
+    def check_m(self, m: int) -> int:
+        if not isinstance(m, int) or m < 1 or m > self.max_m():
+            raise MixPathError(f"m={m!r} is not allowed for space {self.name!r}: choose 1..{self.max_m()}")
+        return m
+
+    def validate(self, arch: Architecture, m: int) -> Architecture:
+        """Return ``arch`` if it belongs to this space with up to ``m`` paths, else raise MixPathError."""
+        if len(arch.layers) != len(self.layers):
+            raise MixPathError(
+                f"architecture has {len(arch.layers)} layers, space {self.name!r} has {len(self.layers)}"
+            )
+        for i, (choice, spec) in enumerate(zip(arch.layers, self.layers, strict=True)):
+            unknown = [p for p in choice.paths if p not in spec.ops]
+            if unknown:
+                raise MixPathError(
+                    f"layer {i}: unknown op {unknown[0]!r}; allowed: {', '.join(spec.ops)}"
+                )
+            if len(choice.paths) > m:
+                raise MixPathError(f"layer {i}: {len(choice.paths)} active paths, but m={m} allows at most {m}")
+            given = dict(choice.options)
+            expected = {key for key, _ in spec.options}
+            if set(given) != expected:
+                want = ", ".join(sorted(expected)) or "none"
+                raise MixPathError(f"layer {i}: options {sorted(given)} given, space wants: {want}")
+            for key, values in spec.options:
+                if given[key] not in values:
+                    allowed = ", ".join(str(v) for v in values)
+                    raise MixPathError(f"layer {i}: {key}={given[key]} is not allowed; allowed: {allowed}")
+        return arch
+
+    def parse(self, text: str, m: int) -> Architecture:
+        """Parse an architecture string (or JSON) and check it against this space."""
+        text = text.strip()
+        arch = Architecture.from_json(text) if text.startswith("{") else Architecture.parse(text)
+        return self.validate(arch, m)
+
+    def format(self, arch: Architecture) -> str:
+        """The canonical string of ``arch`` in this space (families with their own notation override it)."""
+        return str(arch)
+
+    def random_architecture(self, rng: random.Random, m: int) -> Architecture:
+        """MixPath's sampling rule per layer: path count uniform in 1..m, a uniform subset, options uniform."""
+        layers = []
+        for spec in self.layers:
+            k = rng.randint(1, min(m, spec.n_ops))
+            paths = rng.sample(spec.ops, k)
+            options = {key: rng.choice(values) for key, values in spec.options}
+            layers.append(LayerChoice.of(paths, **options))
+        return Architecture(tuple(layers))
+
+    def largest_architecture(self, m: int) -> Architecture:
+        """Every layer with its last m ops and largest options: the costliest architecture when ops are
+        declared cheapest first, as every built-in space does."""
+        return Architecture(
+            tuple(
+                LayerChoice.of(spec.ops[-min(m, spec.n_ops) :], **{k: max(v) for k, v in spec.options})
+                for spec in self.layers
+            )
+        )
