@@ -1,0 +1,155 @@
+"""The MixPath inverted bottleneck, as a supernet layer and as a stand-alone layer.
+
+Per expansion ratio e (code, MixPath S1): a 1x1 expansion conv + BN + ReLU6; one depthwise conv + BN +
+ReLU6 branch per kernel; the active branches are summed, projected by a 1x1 conv, and normalised by
+the BN policy's norm; a residual is added when stride is 1 and channels match. The supernet layer
+holds every ratio and kernel; the stand-alone layer holds only one ratio and its active kernels.
+Both run the same function, so a subnet with inherited weights computes exactly what the supernet does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from mixpath.spaces import LayerChoice, LayerSpec
+from mixpath.supernet.bn_policies import PathNorm, make_path_norm
+
+
+def kernel_size(op: str) -> int:
+    """Kernel size of a depthwise op named ``k<size>``."""
+    return int(op[1:])
+
+
+def conv_bn_act(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU6(inplace=True),
+    )
+
+
+def expansion_conv(c_in: int, hidden: int) -> nn.Sequential:
+    return conv_bn_act(c_in, hidden, 1)
+
+
+def depthwise_branch(hidden: int, kernel: int, stride: int) -> nn.Sequential:
+    return conv_bn_act(hidden, hidden, kernel, stride, groups=hidden)
+
+
+def projection_conv(hidden: int, c_out: int) -> nn.Conv2d:
+    return nn.Conv2d(hidden, c_out, 1, bias=False)
+
+
+def inverted_residual(
+    x: torch.Tensor,
+    expand: nn.Module,
+    branches: list[nn.Module],
+    project: nn.Module,
+    norm: nn.BatchNorm2d,
+    scale: float,
+    residual: bool,
+) -> torch.Tensor:
+    """Sum the active depthwise branches of one expansion, project, scale, normalise, add the residual."""
+    hidden = expand(x)
+    summed = branches[0](hidden)
+    for branch in branches[1:]:
+        summed = summed + branch(hidden)
+    out = project(summed)
+    out = norm(out * scale if scale != 1.0 else out)
+    return out + x if residual else out
+
+
+class MultiPathInvertedResidual(nn.Module):
+    """A searchable layer with every expansion ratio and every kernel of ``spec``."""
+
+    def __init__(self, spec: LayerSpec, m: int, bn_policy: str):
+        super().__init__()
+        self.spec = spec
+        self.expansions = spec.option_values("e")
+        self.residual = spec.stride == 1 and spec.in_channels == spec.out_channels
+        self.expand = nn.ModuleList()
+        self.branches = nn.ModuleList()
+        self.project = nn.ModuleList()
+        self.norms = nn.ModuleList()
+        for e in self.expansions:
+            hidden = spec.in_channels * int(e)
+            self.expand.append(expansion_conv(spec.in_channels, hidden))
+            self.branches.append(
+                nn.ModuleList(depthwise_branch(hidden, kernel_size(op), spec.stride) for op in spec.ops)
+            )
+            self.project.append(projection_conv(hidden, spec.out_channels))
+            self.norms.append(make_path_norm(bn_policy, spec.out_channels, spec.n_ops, m))
+
+    def indices(self, choice: LayerChoice) -> tuple[int, tuple[int, ...]]:
+        """(expansion index, active op indices) of a layer choice."""
+        return self.expansions.index(choice.option("e")), tuple(self.spec.ops.index(p) for p in choice.paths)
+
+    def forward(self, x: torch.Tensor, choice: LayerChoice) -> torch.Tensor:
+        e, paths = self.indices(choice)
+        norm: PathNorm = self.norms[e]
+        bn, scale = norm.select(paths)
+        branches = [self.branches[e][p] for p in paths]
+        return inverted_residual(x, self.expand[e], branches, self.project[e], bn, scale, self.residual)
+
+
+class InvertedResidual(nn.Module):
+    """A stand-alone layer: one expansion ratio, its active kernels, one BN."""
+
+    def __init__(self, spec: LayerSpec, choice: LayerChoice, scale: float = 1.0):
+        super().__init__()
+        hidden = spec.in_channels * int(choice.option("e"))
+        self.residual = spec.stride == 1 and spec.in_channels == spec.out_channels
+        self.scale = scale
+        self.expand = expansion_conv(spec.in_channels, hidden)
+        self.branches = nn.ModuleList(depthwise_branch(hidden, kernel_size(op), spec.stride) for op in choice.paths)
+        self.project = projection_conv(hidden, spec.out_channels)
+        self.norm = nn.BatchNorm2d(spec.out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return inverted_residual(
+            x, self.expand, list(self.branches), self.project, self.norm, self.scale, self.residual
+        )
+
+    def load_from(self, layer: MultiPathInvertedResidual, choice: LayerChoice) -> None:
+        """Copy the weights this choice uses out of a supernet layer."""
+        e, paths = layer.indices(choice)
+        self.expand.load_state_dict(layer.expand[e].state_dict())
+        for mine, p in zip(self.branches, paths, strict=True):
+            mine.load_state_dict(layer.branches[e][p].state_dict())
+        self.project.load_state_dict(layer.project[e].state_dict())
+        bn, _ = layer.norms[e].select(paths)
+        self.norm.load_state_dict(bn.state_dict())
+
+
+def stem(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+    return conv_bn_act(c_in, c_out, 3, stride)
+
+
+class Head(nn.Module):
+    """1x1 conv to the head width + BN + ReLU6, global average pool, linear classifier."""
+
+    def __init__(self, c_in: int, c_head: int, num_classes: int):
+        super().__init__()
+        self.conv = conv_bn_act(c_in, c_head, 1)
+        self.classifier = nn.Linear(c_head, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.conv(x).mean((2, 3)))
+
+
+def init_weights(model: nn.Module) -> None:
+    """The MixPath/MobileNet initialisation: He-normal (fan-out) convs, unit BNs, uniform linear."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels // module.groups
+            nn.init.normal_(module.weight, 0.0, math.sqrt(2.0 / fan_out))
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            bound = 1.0 / math.sqrt(module.weight.size(0))
+            nn.init.uniform_(module.weight, -bound, bound)
+            nn.init.zeros_(module.bias)
