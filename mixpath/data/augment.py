@@ -65,14 +65,16 @@ def _draw(
 
 
 def _random_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
-    n, _, h, w = x.shape
-    padded = F.pad(x, (pad, pad, pad, pad)).permute(0, 2, 3, 1)  # N x H+2p x W+2p x C
+    """Crop H x W at a random offset out of the zero-padded batch, as one flat ``take``."""
+    n, c, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))  # contiguous N x C x (H + 2 pad) x (W + 2 pad)
+    hp, wp = h + 2 * pad, w + 2 * pad
     top = _draw(generator, x.device, torch.randint, 0, 2 * pad + 1, (n,))
     left = _draw(generator, x.device, torch.randint, 0, 2 * pad + 1, (n,))
-    rows = top[:, None] + torch.arange(h, device=x.device)  # N x H
-    cols = left[:, None] + torch.arange(w, device=x.device)  # N x W
-    batch = torch.arange(n, device=x.device)[:, None, None]
-    return padded[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
+    corner = torch.arange(n, device=x.device) * (c * hp * wp) + top * wp + left  # flat index per crop
+    channels = torch.arange(c, device=x.device)[:, None, None] * (hp * wp)
+    within = channels + torch.arange(h, device=x.device)[:, None] * wp + torch.arange(w, device=x.device)
+    return padded.take(corner[:, None, None, None] + within)
 
 
 def _cutout(x: torch.Tensor, side: int, generator: torch.Generator) -> torch.Tensor:
