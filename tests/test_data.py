@@ -313,7 +313,8 @@ def test_cutout_zeroes_a_clipped_square() -> None:
     assert full > 100
 
 
-def test_augment_config_rejects_bad_values() -> None:
+def test_augment_config_validates_and_reports_enabled() -> None:
+    assert not AugmentConfig().enabled and AugmentConfig(cutout=1).enabled
     with pytest.raises(MixPathError, match="crop_padding=-1"):
         AugmentConfig(crop_padding=-1)
     with pytest.raises(MixPathError, match="cutout=2.5"):
