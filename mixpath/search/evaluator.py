@@ -8,6 +8,15 @@ searcher runs on all three. Metric names and units used across mixpath:
 - ``params``: millions of parameters, lower is better
 - ``latency``: milliseconds per image on the measuring device, lower is better
 - ``cost_seconds``: what obtaining the score cost (training time for a benchmark table), for budgets
+
+An evaluator may return any subset plus extra metrics; a search needs its objectives and constrained
+metrics from it or from a cost model. Cheap metrics get their own optional path so constraints are
+checked *before* the expensive accuracy: ``Searcher.run(..., cost_model=f)`` with
+``f(arch) -> {"flops": ..., "params": ..., "latency": ...}`` (``mixpath.search.CostModel``). A
+candidate over a cost limit is then rejected without ever reaching ``evaluate``; without a cost model
+constraints are judged on the metrics ``evaluate`` returns, so infeasible candidates cost an
+evaluation and are kept as infeasible. When both give a metric, the evaluator's value is recorded.
+``evaluate`` receives a whole generation at once, so an implementation may batch or shard it.
 """
 
 from __future__ import annotations

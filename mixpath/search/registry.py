@@ -1,0 +1,24 @@
+"""Searchers by name, for the CLI and configs."""
+
+from __future__ import annotations
+
+from mixpath.errors import MixPathError
+from mixpath.search.base import Searcher
+from mixpath.search.evolution import EvolutionSearcher
+from mixpath.search.nsga2 import NSGA2Searcher
+from mixpath.search.random_search import RandomSearcher
+
+SEARCHERS: dict[str, type[Searcher]] = {
+    cls.name: cls for cls in (EvolutionSearcher, NSGA2Searcher, RandomSearcher)
+}
+
+
+def list_searchers() -> list[str]:
+    return sorted(SEARCHERS)
+
+
+def make_searcher(name: str) -> Searcher:
+    """A new searcher of the named algorithm: nsga2, evolution or random."""
+    if name not in SEARCHERS:
+        raise MixPathError(f"unknown search algorithm {name!r}; choose one of: {', '.join(list_searchers())}")
+    return SEARCHERS[name]()

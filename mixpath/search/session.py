@@ -1,0 +1,295 @@
+"""The bookkeeping every searcher shares: cache, budget, constraints, history, saved state, progress.
+
+A searcher only proposes architectures and decides what survives; the session
+
+- screens proposals (``draw``, ``admissible``): valid in the space, never seen before and, when a cost
+  model is given, within the cost constraints; a proposal over a cost limit is rejected *before* the
+  evaluator sees it and remembered so it is not proposed again;
+- scores them (``evaluate``) with one ``evaluator.evaluate`` call per batch, never twice the same
+  architecture, and never more than ``config.budget`` in total;
+- closes a generation (``end_generation``): hypervolume of the front of everything evaluated so far,
+  a log line, the progress bar, and the state file ``search_state.json`` written atomically with the
+  searcher's own state (random generators, population) so ``resume=True`` continues exactly.
+
+Hypervolume reference point, per objective, the first that applies: ``config.reference``; the constraint
+bound on that metric; for accuracy 0 %; the cost model's value for the space's largest architecture;
+the largest value evaluated by the end of the first generation that evaluated anything. It is fixed
+for the whole search and saved.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from mixpath.errors import MixPathError
+from mixpath.search.config import SearchConfig
+from mixpath.search.evaluator import Evaluator
+from mixpath.search.objectives import MAXIMISED, metric, satisfies
+from mixpath.search.result import EvaluatedArch, SearchResult
+from mixpath.search.state import read_json, write_json
+from mixpath.spaces import Architecture, SearchSpace
+
+logger = logging.getLogger(__name__)
+
+CostModel = Callable[[Architecture], Mapping[str, float]]
+"""Cheap metrics of one architecture (flops, params, latency) without scoring its accuracy."""
+
+STATE_FILE = "search_state.json"
+_STATE_VERSION = 1
+
+
+class SearchSession:
+    """One search in progress; see the module docstring. Searchers use the public methods only."""
+
+    def __init__(
+        self,
+        algorithm: str,
+        space: SearchSpace,
+        m: int,
+        evaluator: Evaluator,
+        config: SearchConfig,
+        *,
+        cost_model: CostModel | None = None,
+        state_dir: str | Path | None = None,
+        resume: bool = False,
+        progress: bool = False,
+    ) -> None:
+        if not isinstance(evaluator, Evaluator):
+            raise MixPathError(f"{type(evaluator).__name__} is not an evaluator: it needs evaluate(archs)")
+        self.algorithm = algorithm
+        self.space = space
+        self.m = space.check_m(m)
+        self.evaluator = evaluator
+        self.config = config
+        self.cost_model = cost_model
+        self.state_path = Path(state_dir) / STATE_FILE if state_dir is not None else None
+        self.records: list[EvaluatedArch] = []
+        self.history: list[dict[str, Any]] = []
+        self.reference: dict[str, float] = {}
+        self.algorithm_state: dict[str, Any] | None = None
+        self._by_arch: dict[Architecture, EvaluatedArch] = {}
+        self._rejected: set[Architecture] = set()
+        if resume and self.state_path is not None and self.state_path.exists():
+            self._load()
+        else:
+            if resume:
+                logger.info("no search state to resume in %s; starting a new search", state_dir)
+            self.reference = self._initial_reference()
+        self._bar = tqdm(
+            total=config.budget,
+            initial=min(len(self.records), config.budget),
+            unit="arch",
+            desc=f"{algorithm} search",
+            disable=not progress,
+        )
+
+    @property
+    def generation(self) -> int:
+        """Completed generations."""
+        return len(self.history)
+
+    @property
+    def remaining(self) -> int:
+        """Evaluations left in the budget."""
+        return max(0, self.config.budget - len(self.records))
+
+    def seen(self, arch: Architecture) -> bool:
+        return arch in self._by_arch or arch in self._rejected
+
+    def admissible(self, arch: Architecture) -> bool:
+        """Valid (else MixPathError: a searcher bug), unseen, and within the cost constraints."""
+        self.space.validate(arch, self.m)
+        if self.seen(arch):
+            return False
+        if self._costs(arch) is None:
+            self._rejected.add(arch)
+            return False
+        return True
+
+    def draw(
+        self,
+        n: int,
+        propose: Callable[[], Architecture],
+        avoid: Collection[Architecture] = (),
+        max_tries: int | None = None,
+    ) -> list[Architecture]:
+        """Up to ``n`` distinct admissible proposals not in ``avoid``, from at most ``max_tries`` calls
+        of ``propose`` (default 1000 + 100 n): rejection sampling with a bounded number of re-draws."""
+        if n <= 0:
+            return []
+        max_tries = 1000 + 100 * n if max_tries is None else max_tries
+        chosen: list[Architecture] = []
+        for _ in range(max_tries):
+            if len(chosen) >= n:
+                break
+            arch = propose()
+            if arch not in avoid and arch not in chosen and self.admissible(arch):
+                chosen.append(arch)
+        if len(chosen) < n:
+            logger.warning("%s: found %d of %d new admissible architectures", self.algorithm, len(chosen), n)
+        return chosen
+
+    def evaluate(self, archs: Sequence[Architecture]) -> list[EvaluatedArch | None]:
+        """Score ``archs`` with one evaluator call; aligned with ``archs``: the record (cached if seen
+        before), or None for a cost-rejected architecture or one beyond the budget."""
+        out: list[EvaluatedArch | None] = [None] * len(archs)
+        pending: dict[Architecture, list[int]] = {}
+        pending_costs: list[dict[str, float]] = []
+        for i, arch in enumerate(archs):
+            self.space.validate(arch, self.m)
+            if arch in self._by_arch:
+                out[i] = self._by_arch[arch]
+            elif arch in pending:
+                pending[arch].append(i)
+            elif arch not in self._rejected and len(pending) < self.remaining:
+                costs = self._costs(arch)
+                if costs is None:
+                    self._rejected.add(arch)
+                    continue
+                pending[arch] = [i]
+                pending_costs.append(costs)
+        if not pending:
+            return out
+        scored = self.evaluator.evaluate(list(pending))
+        if len(scored) != len(pending):
+            raise MixPathError(
+                f"the evaluator returned {len(scored)} results for {len(pending)} architectures"
+            )
+        for (arch, indices), costs, metrics in zip(pending.items(), pending_costs, scored, strict=True):
+            merged = {**costs, **{name: float(value) for name, value in metrics.items()}}
+            for name in (*self.config.objectives, *self.config.constraints):
+                metric(merged, name)
+            record = EvaluatedArch(
+                arch, merged, satisfies(merged, self.config.constraints), self.generation + 1
+            )
+            self.records.append(record)
+            self._by_arch[arch] = record
+            for i in indices:
+                out[i] = record
+        return out
+
+    def end_generation(self, algorithm_state: dict[str, Any]) -> None:
+        """Close a generation: history entry, log line, progress bar, state file."""
+        complete = set(self.reference) == set(self.config.objectives)
+        if not complete and self.records:
+            self._reference_from_records()
+            complete = True
+        result = self.result()
+        entry = {
+            "generation": self.generation + 1,
+            "evaluated": len(self.records),
+            "rejected": len(self._rejected),
+            "front_size": len(result.front),
+            "hypervolume": result.hypervolume() if complete else 0.0,
+            "cost_seconds": sum(r.metrics.get("cost_seconds", 0.0) for r in self.records),
+        }
+        self.history.append(entry)
+        self.algorithm_state = algorithm_state
+        logger.info(
+            "%s generation %d: %d evaluated, %d rejected by cost, front %d, hypervolume %.6g",
+            self.algorithm,
+            entry["generation"],
+            entry["evaluated"],
+            entry["rejected"],
+            entry["front_size"],
+            entry["hypervolume"],
+        )
+        self._bar.update(min(len(self.records), self.config.budget) - self._bar.n)
+        self._bar.set_postfix(gen=entry["generation"], hv=f"{entry['hypervolume']:.4g}")
+        if self.state_path is not None:
+            write_json(self.state_path, self._state())
+
+    def result(self) -> SearchResult:
+        return SearchResult(
+            self.algorithm,
+            self.space,
+            self.m,
+            self.config,
+            list(self.records),
+            list(self.history),
+            dict(self.reference),
+        )
+
+    def close(self) -> None:
+        self._bar.close()
+
+    def _costs(self, arch: Architecture) -> dict[str, float] | None:
+        """The cost model's metrics, {} without a cost model, None when a cost constraint fails."""
+        if self.cost_model is None:
+            return {}
+        costs = {name: float(value) for name, value in self.cost_model(arch).items()}
+        bounded = {name: limit for name, limit in self.config.constraints.items() if name in costs}
+        return costs if satisfies(costs, bounded) else None
+
+    def _initial_reference(self) -> dict[str, float]:
+        reference = {}
+        largest = self.space.largest_architecture(self.m)
+        largest_costs = dict(self.cost_model(largest)) if self.cost_model is not None else {}
+        for name in self.config.objectives:
+            if name in self.config.reference:
+                reference[name] = self.config.reference[name]
+            elif name in self.config.constraints:
+                reference[name] = self.config.constraints[name]
+            elif name in MAXIMISED:
+                reference[name] = 0.0
+            elif name in largest_costs:
+                reference[name] = float(largest_costs[name])
+        return reference
+
+    def _reference_from_records(self) -> None:
+        for name in self.config.objectives:
+            if name not in self.reference:
+                self.reference[name] = max(r.metrics[name] for r in self.records)
+                logger.info(
+                    "hypervolume reference %s=%g: the largest evaluated so far", name, self.reference[name]
+                )
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "version": _STATE_VERSION,
+            "algorithm": self.algorithm,
+            "space": self.space.name,
+            "m": self.m,
+            "config": self.config.to_json(),
+            "reference": self.reference,
+            "history": self.history,
+            "evaluated": [r.to_json(self.space) for r in self.records],
+            "rejected": sorted(self.space.format(a) for a in self._rejected),
+            "algorithm_state": self.algorithm_state,
+        }
+
+    def _load(self) -> None:
+        assert self.state_path is not None
+        state = read_json(self.state_path)
+        if state.get("version") != _STATE_VERSION:
+            raise MixPathError(f"{self.state_path} has state version {state.get('version')!r}, expected 1")
+        theirs = {**state["config"], "budget": self.config.budget}
+        mine = self.config.to_json()
+        for key, ours, saved in (
+            ("algorithm", self.algorithm, state["algorithm"]),
+            ("space", self.space.name, state["space"]),
+            ("m", self.m, state["m"]),
+            *((f"config {k}", mine[k], theirs.get(k)) for k in mine),
+        ):
+            if ours != saved:
+                raise MixPathError(
+                    f"cannot resume {self.state_path}: "
+                    f"it was made with {key}={saved!r}, this run asks {ours!r}"
+                )
+        self.reference = {k: float(v) for k, v in state["reference"].items()}
+        self.history = state["history"]
+        self.records = [EvaluatedArch.from_json(e, self.space, self.m) for e in state["evaluated"]]
+        self._by_arch = {r.arch: r for r in self.records}
+        self._rejected = {self.space.parse(text, self.m) for text in state["rejected"]}
+        self.algorithm_state = state["algorithm_state"]
+        logger.info(
+            "resuming %s after generation %d (%d evaluated)",
+            self.algorithm,
+            self.generation,
+            len(self.records),
+        )
