@@ -80,11 +80,11 @@ class SearchSpace:
         for i, (choice, spec) in enumerate(zip(arch.layers, self.layers, strict=True)):
             unknown = [p for p in choice.paths if p not in spec.ops]
             if unknown:
-                raise MixPathError(
-                    f"layer {i}: unknown op {unknown[0]!r}; allowed: {', '.join(spec.ops)}"
-                )
+                raise MixPathError(f"layer {i}: unknown op {unknown[0]!r}; allowed: {', '.join(spec.ops)}")
             if len(choice.paths) > m:
-                raise MixPathError(f"layer {i}: {len(choice.paths)} active paths, but m={m} allows at most {m}")
+                raise MixPathError(
+                    f"layer {i}: {len(choice.paths)} active paths, but m={m} allows at most {m}"
+                )
             given = dict(choice.options)
             expected = {key for key, _ in spec.options}
             if set(given) != expected:

@@ -104,7 +104,9 @@ class InvertedResidual(nn.Module):
         self.residual = spec.stride == 1 and spec.in_channels == spec.out_channels
         self.scale = scale
         self.expand = expansion_conv(spec.in_channels, hidden)
-        self.branches = nn.ModuleList(depthwise_branch(hidden, kernel_size(op), spec.stride) for op in choice.paths)
+        self.branches = nn.ModuleList(
+            depthwise_branch(hidden, kernel_size(op), spec.stride) for op in choice.paths
+        )
         self.project = projection_conv(hidden, spec.out_channels)
         self.norm = nn.BatchNorm2d(spec.out_channels)
 
