@@ -66,9 +66,7 @@ def test_non_dominated_and_hypervolume_by_hand():
 def test_make_searcher_names_and_errors():
     assert list_searchers() == ["evolution", "nsga2", "random"]
     assert {make_searcher(name).name for name in ALGORITHMS} == set(ALGORITHMS)
-    with pytest.raises(
-        MixPathError, match="unknown search algorithm 'nsga3'; choose one of: evolution, nsga2, random"
-    ):
+    with pytest.raises(MixPathError, match="unknown search algorithm 'nsga3'; choose one of: evolution, nsga2, random"):
         make_searcher("nsga3")
 
 
@@ -114,9 +112,7 @@ def test_front_is_feasible_non_dominated_and_complete(name):
     assert front == expected and len(front) >= 2
     flops = [e.metrics["flops"] for e in result.front]
     assert flops == sorted(flops)
-    assert [e.metrics["accuracy"] for e in result.front] == sorted(
-        e.metrics["accuracy"] for e in result.front
-    )
+    assert [e.metrics["accuracy"] for e in result.front] == sorted(e.metrics["accuracy"] for e in result.front)
 
 
 @pytest.mark.parametrize("name", ALGORITHMS)
@@ -124,9 +120,7 @@ def test_cost_constraint_is_never_violated_with_a_cost_model(name):
     space = get_space("cifar-s1")
     evaluator = SyntheticEvaluator(space, 4)
     limit = 380.0  # about the median FLOPs of a random architecture: half the proposals are rejected
-    result, _ = run(
-        name, "cifar-s1", m=4, evaluator=evaluator, budget=60, population=12, constraints={"flops": limit}
-    )
+    result, _ = run(name, "cifar-s1", m=4, evaluator=evaluator, budget=60, population=12, constraints={"flops": limit})
     assert len(evaluator.evaluated) == 60
     assert all(evaluator.costs(a)["flops"] <= limit for a in evaluator.evaluated)
     assert all(e.feasible for e in result.evaluated)
@@ -247,9 +241,7 @@ def test_resume_after_a_crash_mid_generation(name, tmp_path):
 def test_resume_refuses_a_different_search(tmp_path):
     space = get_space("tiny")
     evaluator = SyntheticEvaluator(space, 2)
-    make_searcher("random").run(
-        space, 2, evaluator, SearchConfig(budget=10, population=5), state_dir=tmp_path
-    )
+    make_searcher("random").run(space, 2, evaluator, SearchConfig(budget=10, population=5), state_dir=tmp_path)
     with pytest.raises(MixPathError, match="made with config population=5, this run asks 6"):
         make_searcher("random").run(
             space, 2, evaluator, SearchConfig(budget=10, population=6), state_dir=tmp_path, resume=True
@@ -282,9 +274,7 @@ def test_hypervolume_history_grows_and_matches_the_final_front():
     assert hvs[-1] == pytest.approx(result.hypervolume())
     assert result.reference["accuracy"] == 0.0
     assert result.reference["flops"] == pytest.approx(
-        SyntheticEvaluator(get_space("cifar-s1"), 4).costs(get_space("cifar-s1").largest_architecture(4))[
-            "flops"
-        ]
+        SyntheticEvaluator(get_space("cifar-s1"), 4).costs(get_space("cifar-s1").largest_architecture(4))["flops"]
     )
 
 

@@ -43,22 +43,16 @@ class EvolutionSearcher(Searcher):
                 break
             scored = [r for r in session.evaluate(candidates) if r is not None and r.feasible]
             parents = sorted(parents + scored, key=fitness)[: config.top_k]
-            session.end_generation(
-                {"rng": python_rng_state(rng), "parents": [space.format(p.arch) for p in parents]}
-            )
+            session.end_generation({"rng": python_rng_state(rng), "parents": [space.format(p.arch) for p in parents]})
 
 
-def _candidates(
-    session: SearchSession, parents: list[Architecture], rng: random.Random
-) -> list[Architecture]:
+def _candidates(session: SearchSession, parents: list[Architecture], rng: random.Random) -> list[Architecture]:
     """One generation: half mutants, half crossovers of the parents, random ones for the rest."""
     space, m, config = session.space, session.m, session.config
     n = min(config.population, session.remaining)
     candidates: list[Architecture] = []
     if parents:
-        candidates += session.draw(
-            n // 2, lambda: mutate(space, m, rng.choice(parents), rng, config.mutation_prob)
-        )
+        candidates += session.draw(n // 2, lambda: mutate(space, m, rng.choice(parents), rng, config.mutation_prob))
         candidates += session.draw(
             n - len(candidates),
             lambda: crossover(rng.choice(parents), rng.choice(parents), rng)[0],

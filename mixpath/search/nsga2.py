@@ -158,9 +158,7 @@ class NSGA2Searcher(Searcher):
             session.end_generation(_state(algorithm))
 
 
-def _set_scores(
-    problem: Problem, pop: Population, records: list[EvaluatedArch], session: SearchSession
-) -> None:
+def _set_scores(problem: Problem, pop: Population, records: list[EvaluatedArch], session: SearchSession) -> None:
     config = session.config
     F = np.array([minimised(r.metrics, config.objectives) for r in records]).reshape(len(records), -1)
     G = np.array([violations(r.metrics, config.constraints) for r in records]).reshape(len(records), -1)

@@ -14,9 +14,7 @@ from mixpath.spaces import Architecture, SearchSpace
 def mutate(space: SearchSpace, m: int, arch: Architecture, rng: random.Random, prob: float) -> Architecture:
     """Re-sample each layer with probability ``prob`` (SPOS: 0.1), with the space's sampling rule."""
     fresh = space.random_architecture(rng, m)
-    layers = tuple(
-        new if rng.random() < prob else old for old, new in zip(arch.layers, fresh.layers, strict=True)
-    )
+    layers = tuple(new if rng.random() < prob else old for old, new in zip(arch.layers, fresh.layers, strict=True))
     return Architecture(layers)
 
 

@@ -8,9 +8,7 @@ from mixpath.search.evolution import EvolutionSearcher
 from mixpath.search.nsga2 import NSGA2Searcher
 from mixpath.search.random_search import RandomSearcher
 
-SEARCHERS: dict[str, type[Searcher]] = {
-    cls.name: cls for cls in (EvolutionSearcher, NSGA2Searcher, RandomSearcher)
-}
+SEARCHERS: dict[str, type[Searcher]] = {cls.name: cls for cls in (EvolutionSearcher, NSGA2Searcher, RandomSearcher)}
 
 
 def list_searchers() -> list[str]:

@@ -135,8 +135,9 @@ class SearchResult:
 
     def plot(self, path: str | Path) -> Path:
         """PNG of the first objective against the second (accuracy against FLOPs by default), every
-        evaluated architecture as a dot, infeasible ones as crosses, the front highlighted and connected.
-        With one objective, the x axis is the evaluation index."""
+        evaluated architecture as a dot, infeasible ones as crosses, the front highlighted and connected,
+        constraint limits on the plotted metrics dashed. With one objective, the x axis is the
+        evaluation index."""
         objectives = self.config.objectives
         y_name = objectives[0]
         x_name = objectives[1] if len(objectives) > 1 else None
@@ -159,6 +160,10 @@ class SearchResult:
             ax.scatter(xs(infeasible), ys(infeasible), s=12, c="0.8", marker="x", label="infeasible")
         front = sorted(self.front, key=lambda e: xs([e])[0])
         ax.plot(xs(front), ys(front), "o-", c="tab:red", ms=5, label=f"Pareto front ({len(front)})")
+        for name, limit in self.config.constraints.items():
+            line = ax.axvline if name == x_name else ax.axhline if name == y_name else None
+            if line is not None:
+                line(limit, ls="--", c="0.3", lw=1, label=f"{name} limit {limit:g}")
         ax.set_xlabel(_UNITS.get(x_name, x_name) if x_name else "evaluation")
         ax.set_ylabel(_UNITS.get(y_name, y_name))
         ax.set_title(f"{self.algorithm} on {self.space.name} (m={self.m})")

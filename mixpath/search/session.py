@@ -157,16 +157,12 @@ class SearchSession:
             return out
         scored = self.evaluator.evaluate(list(pending))
         if len(scored) != len(pending):
-            raise MixPathError(
-                f"the evaluator returned {len(scored)} results for {len(pending)} architectures"
-            )
+            raise MixPathError(f"the evaluator returned {len(scored)} results for {len(pending)} architectures")
         for (arch, indices), costs, metrics in zip(pending.items(), pending_costs, scored, strict=True):
             merged = {**costs, **{name: float(value) for name, value in metrics.items()}}
             for name in (*self.config.objectives, *self.config.constraints):
                 metric(merged, name)
-            record = EvaluatedArch(
-                arch, merged, satisfies(merged, self.config.constraints), self.generation + 1
-            )
+            record = EvaluatedArch(arch, merged, satisfies(merged, self.config.constraints), self.generation + 1)
             self.records.append(record)
             self._by_arch[arch] = record
             for i in indices:
@@ -245,9 +241,7 @@ class SearchSession:
         for name in self.config.objectives:
             if name not in self.reference:
                 self.reference[name] = max(r.metrics[name] for r in self.records)
-                logger.info(
-                    "hypervolume reference %s=%g: the largest evaluated so far", name, self.reference[name]
-                )
+                logger.info("hypervolume reference %s=%g: the largest evaluated so far", name, self.reference[name])
 
     def _state(self) -> dict[str, Any]:
         return {
@@ -278,8 +272,7 @@ class SearchSession:
         ):
             if ours != saved:
                 raise MixPathError(
-                    f"cannot resume {self.state_path}: "
-                    f"it was made with {key}={saved!r}, this run asks {ours!r}"
+                    f"cannot resume {self.state_path}: it was made with {key}={saved!r}, this run asks {ours!r}"
                 )
         self.reference = {k: float(v) for k, v in state["reference"].items()}
         self.history = state["history"]

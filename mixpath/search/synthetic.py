@@ -30,9 +30,7 @@ class SyntheticEvaluator:
     def __init__(self, space: SearchSpace, m: int, seed: int = 0, strict: bool = True) -> None:
         self.space, self.m, self.strict = space, space.check_m(m), strict
         rng = np.random.default_rng(seed)
-        self.quality = [
-            dict(zip(spec.ops, rng.uniform(0.5, 1.5, spec.n_ops), strict=True)) for spec in space.layers
-        ]
+        self.quality = [dict(zip(spec.ops, rng.uniform(0.5, 1.5, spec.n_ops), strict=True)) for spec in space.layers]
         self._kernel = {op: _kernel(op) for spec in space.layers for op in spec.ops}
         self.evaluated: list[Architecture] = []
         self.batches: list[int] = []

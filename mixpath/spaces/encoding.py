@@ -78,9 +78,7 @@ class ArchEncoding:
             raise MixPathError(f"layer {i}: {sum(active)} active paths, allowed 1..{self.m}")
         paths = [op for op, on in zip(spec.ops, active, strict=True) if on]
         option_genes = genes[spec.n_ops :]
-        options = {
-            key: values[index] for (key, values), index in zip(spec.options, option_genes, strict=True)
-        }
+        options = {key: values[index] for (key, values), index in zip(spec.options, option_genes, strict=True)}
         return LayerChoice.of(paths, **options)
 
     def repair(self, vector: Sequence[int] | np.ndarray, rng: random.Random) -> np.ndarray:
@@ -109,7 +107,5 @@ class ArchEncoding:
     def _as_genes(self, vector: Sequence[int] | np.ndarray) -> np.ndarray:
         genes = np.rint(np.asarray(vector, dtype=float)).astype(np.int64).reshape(-1)
         if len(genes) != self.n_genes:
-            raise MixPathError(
-                f"gene vector has {len(genes)} genes, space {self.space.name!r} encodes {self.n_genes}"
-            )
+            raise MixPathError(f"gene vector has {len(genes)} genes, space {self.space.name!r} encodes {self.n_genes}")
         return genes
