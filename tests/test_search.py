@@ -302,3 +302,17 @@ def test_result_files_round_trip_and_plot(tmp_path):
 
     png = result.plot(tmp_path / "plots" / "front.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_corrupt_state_and_results_are_clear_errors(tmp_path):
+    space = get_space("tiny")
+    (tmp_path / STATE_FILE).write_text('{"version": 1, "config": {}}')
+    with pytest.raises(MixPathError, match="is not a search state written by mixpath"):
+        make_searcher("random").run(space, 2, SyntheticEvaluator(space, 2), state_dir=tmp_path, resume=True)
+    (tmp_path / STATE_FILE).write_text("{not json")
+    with pytest.raises(MixPathError, match="cannot read"):
+        make_searcher("random").run(space, 2, SyntheticEvaluator(space, 2), state_dir=tmp_path, resume=True)
+    (tmp_path / "history.json").write_text('{"space": "tiny"}')
+    (tmp_path / "evaluated.json").write_text("[]")
+    with pytest.raises(MixPathError, match="does not hold search results"):
+        SearchResult.load(tmp_path, space)

@@ -35,7 +35,9 @@ class Searcher(ABC):
         ``cost_model`` gives flops/params/latency cheaply so candidates over a cost constraint are
         rejected before the evaluator sees them; without it constraints are judged on the evaluator's
         metrics, after evaluation. With ``state_dir`` the state is saved after every generation, and
-        ``resume=True`` continues from it (the budget may be raised; everything else must match).
+        ``resume=True`` continues from it exactly as if never stopped. The budget may be raised on
+        resume (everything else must match); that too equals one longer run when the old budget was a
+        multiple of ``config.population``, since otherwise the last old generation was cut short.
         """
         session = SearchSession(
             self.name,

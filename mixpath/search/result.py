@@ -120,18 +120,21 @@ class SearchResult:
             entries = json.loads((directory / "evaluated.json").read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise MixPathError(f"cannot read search results in {directory}: {err}") from None
-        if info["space"] != space.name:
-            raise MixPathError(f"results in {directory} are for space {info['space']!r}, not {space.name!r}")
-        m = int(info["m"])
-        return cls(
-            info["algorithm"],
-            space,
-            m,
-            SearchConfig.from_json(info["config"]),
-            [EvaluatedArch.from_json(e, space, m) for e in entries],
-            info["generations"],
-            info["reference"],
-        )
+        try:
+            if info["space"] != space.name:
+                raise MixPathError(f"results in {directory} are for space {info['space']!r}, not {space.name!r}")
+            m = int(info["m"])
+            return cls(
+                info["algorithm"],
+                space,
+                m,
+                SearchConfig.from_json(info["config"]),
+                [EvaluatedArch.from_json(e, space, m) for e in entries],
+                info["generations"],
+                info["reference"],
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise MixPathError(f"{directory} does not hold search results written by mixpath ({err!r})") from None
 
     def plot(self, path: str | Path) -> Path:
         """PNG of the first objective against the second (accuracy against FLOPs by default), every

@@ -260,6 +260,15 @@ class SearchSession:
     def _load(self) -> None:
         assert self.state_path is not None
         state = read_json(self.state_path)
+        try:
+            self._restore(state)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise MixPathError(f"{self.state_path} is not a search state written by mixpath ({err!r})") from None
+        logger.info(
+            "resuming %s after generation %d (%d evaluated)", self.algorithm, self.generation, len(self.records)
+        )
+
+    def _restore(self, state: dict[str, Any]) -> None:
         if state.get("version") != _STATE_VERSION:
             raise MixPathError(f"{self.state_path} has state version {state.get('version')!r}, expected 1")
         theirs = {**state["config"], "budget": self.config.budget}
@@ -280,9 +289,3 @@ class SearchSession:
         self._by_arch = {r.arch: r for r in self.records}
         self._rejected = {self.space.parse(text, self.m) for text in state["rejected"]}
         self.algorithm_state = state["algorithm_state"]
-        logger.info(
-            "resuming %s after generation %d (%d evaluated)",
-            self.algorithm,
-            self.generation,
-            len(self.records),
-        )
