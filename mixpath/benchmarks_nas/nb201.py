@@ -92,18 +92,26 @@ class Nb201Space(SearchSpace):
 
 
 def nb201_space(
-    name: str = "nb201", input_shape: tuple[int, int, int] = (3, 32, 32), num_classes: int = 10
+    name: str = "nb201",
+    input_shape: tuple[int, int, int] = (3, 32, 32),
+    num_classes: int = 10,
+    channels: int = 16,
+    cells_per_stage: int = 5,
 ) -> Nb201Space:
-    """The NB201 space for one dataset (CIFAR-10: 3x32x32, 10 classes; ImageNet16-120: 3x16x16, 120)."""
+    """The NB201 space for one dataset (CIFAR-10: 3x32x32, 10 classes; ImageNet16-120: 3x16x16, 120).
+
+    ``channels`` (C) and ``cells_per_stage`` (N) are the benchmark's 16 and 5; other values give
+    smaller or larger networks of the same cell, e.g. for tests or a cheap supernet.
+    """
     return Nb201Space(
         name,
-        f"NAS-Bench-201 cell ({len(EDGES)} edges, {len(NB201_OPS)} ops), C=16, N=5, "
+        f"NAS-Bench-201 cell ({len(EDGES)} edges, {len(NB201_OPS)} ops), C={channels}, N={cells_per_stage}, "
         f"{input_shape[0]}x{input_shape[1]}x{input_shape[2]} input, {num_classes} classes",
         "nb201",
         input_shape,
         num_classes,
         tuple(LayerSpec(ops=NB201_OPS) for _ in EDGES),
-        {"channels": 16, "cells_per_stage": 5},
+        {"channels": channels, "cells_per_stage": cells_per_stage},
         default_m=1,
     )
 
@@ -261,9 +269,16 @@ def measure(space: SearchSpace, arch: Architecture) -> tuple[int, int]:
     return count_params(model), count_flops(model, space.input_shape)
 
 
+def nb201_costs(space: SearchSpace) -> Nb201Costs:
+    """The cost table of ``space`` (six small builds, well under a second; cached per network shape)."""
+    sk = space.skeleton
+    return _costs(space.input_shape, space.num_classes, sk["channels"], sk["cells_per_stage"])
+
+
 @functools.cache
-def nb201_costs(space: Nb201Space) -> Nb201Costs:
-    """The cost table of ``space`` (six small builds, well under a second; cached per space)."""
+def _costs(input_shape: tuple[int, int, int], num_classes: int, channels: int, cells: int) -> Nb201Costs:
+    # Keyed on the network's shape, not on the space: spaces compare without their skeleton.
+    space = nb201_space("nb201-costs", input_shape, num_classes, channels, cells)
     empty = [LayerChoice.of(["none"])] * len(space.layers)
     base = measure(space, Architecture(tuple(empty)))
     per_op = {}
