@@ -124,9 +124,9 @@ class Nb101Cell:
         for s in range(n - 2, -1, -1):
             if any(self.matrix[s][d] for d in feeding):
                 feeding.add(s)
-        keep = sorted(reached & feeding)
-        if keep[0] != 0 or keep[-1] != n - 1 or len(keep) < 2:
+        if n - 1 not in reached:
             raise MixPathError("NB101 cell: no path from input to output")
+        keep = sorted(reached & feeding)
         return Nb101Cell(tuple(tuple(self.matrix[s][d] for d in keep) for s in keep), tuple(self.ops[v] for v in keep))
 
     def check(self) -> Nb101Cell:
