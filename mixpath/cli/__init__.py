@@ -1,0 +1,34 @@
+"""The ``mixpath`` command: a thin layer over the Python API, one module per group of commands.
+
+Errors a user can cause (MixPathError) print as one line and exit with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from mixpath.errors import MixPathError
+
+app = typer.Typer(
+    help="One-shot neural architecture search: MixPath multi-path supernets with Shadow BN, SPOS and FairNAS.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register_commands() -> None:
+    from mixpath.cli import train_commands  # noqa: F401  (registers commands on ``app``)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    _register_commands()
+    try:
+        app()
+    except MixPathError as err:
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(2)

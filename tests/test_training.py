@@ -1,0 +1,103 @@
+import pytest
+import torch
+
+from mixpath.data import load_dataset
+from mixpath.errors import MixPathError
+from mixpath.training import TrainConfig, load_run, train_supernet
+from mixpath.training.checkpoint import load_checkpoint, save_checkpoint
+from mixpath.training.trainer import CHECKPOINT_FILE, cosine_lr
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", train_subset=256)
+
+
+def _config(**kw):
+    base = dict(space="tiny", data="digits", epochs=2, batch_size=64, train_subset=256, eval_archs=1)
+    return TrainConfig(**{**base, **kw})
+
+
+def _weights(run_dir):
+    return load_checkpoint(run_dir / CHECKPOINT_FILE)["model"]
+
+
+def _assert_same(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+@pytest.mark.parametrize("strategy", ["mixpath", "fairnas"])
+def test_resume_equals_uninterrupted(tmp_path, digits, strategy):
+    m = 4 if strategy == "mixpath" else 1
+    whole = tmp_path / "whole"
+    train_supernet(_config(strategy=strategy, m=m), whole, progress=False, dataset=digits)
+    cut = tmp_path / "cut"
+    # killed mid-epoch 1, then again at the epoch boundary, then finished
+    train_supernet(_config(strategy=strategy, m=m), cut, progress=False, dataset=digits, stop_after_steps=2)
+    assert load_checkpoint(cut / CHECKPOINT_FILE)["step"] == 2
+    train_supernet(None, cut, resume=True, progress=False, dataset=digits, stop_after_steps=2)
+    assert load_checkpoint(cut / CHECKPOINT_FILE)["epoch"] == 1
+    result = train_supernet(None, cut, resume=True, progress=False, dataset=digits)
+    _assert_same(_weights(whole), _weights(cut))
+    assert result.last["epoch"] == 2
+    assert (cut / "metrics.csv").read_text().count("\n") == 3
+
+
+def test_training_learns_and_writes_the_run_folder(tmp_path, digits):
+    run = tmp_path / "run"
+    result = train_supernet(_config(epochs=3, lr=0.1), run, progress=False, dataset=digits)
+    assert result.metrics[0]["train_loss"] > result.metrics[-1]["train_loss"]
+    assert {p.name for p in run.iterdir()} >= {"config.json", "checkpoint.pt", "metrics.csv", "train.log"}
+    loaded = load_run(run, device="cpu")
+    assert loaded.config.space == "tiny"
+    _assert_same(loaded.supernet.state_dict(), _weights(run))
+
+
+def test_same_seed_same_weights_other_seed_other_weights(tmp_path, digits):
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        train_supernet(_config(epochs=1, seed=seed), tmp_path / name, progress=False, dataset=digits)
+    _assert_same(_weights(tmp_path / "a"), _weights(tmp_path / "b"))
+    assert not torch.equal(
+        _weights(tmp_path / "a")["head.classifier.weight"], _weights(tmp_path / "c")["head.classifier.weight"]
+    )
+
+
+def test_nan_loss_stops_with_a_clear_message(tmp_path, digits):
+    with pytest.raises(MixPathError, match=r"loss became (nan|inf) at epoch 1 step \d+ .*lower --lr"):
+        train_supernet(_config(lr=1e30, grad_clip=0.0), tmp_path / "nan", progress=False, dataset=digits)
+
+
+def test_run_folder_misuse_is_a_one_line_error(tmp_path, digits):
+    run = tmp_path / "run"
+    train_supernet(_config(epochs=1), run, progress=False, dataset=digits)
+    with pytest.raises(MixPathError, match="already holds a run"):
+        train_supernet(_config(epochs=1), run, progress=False, dataset=digits)
+    with pytest.raises(MixPathError, match=r"changed settings \['lr'\]"):
+        train_supernet(_config(epochs=1, lr=0.5), run, resume=True, progress=False, dataset=digits)
+    with pytest.raises(MixPathError, match="nothing to resume"):
+        train_supernet(None, tmp_path / "empty", resume=True, progress=False, dataset=digits)
+    with pytest.raises(MixPathError, match="not a mixpath run folder"):
+        load_run(tmp_path / "empty")
+
+
+def test_corrupt_checkpoint_is_a_one_line_error(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, {"model": {"w": torch.ones(3)}})
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(MixPathError, match="corrupt or not a mixpath checkpoint"):
+        load_checkpoint(path)
+
+
+def test_bad_settings_are_rejected():
+    with pytest.raises(MixPathError, match="epochs=0"):
+        TrainConfig(epochs=0)
+    with pytest.raises(MixPathError, match="unknown BN policy"):
+        TrainConfig(bn_policy="group")
+
+
+def test_cosine_schedule_ends_at_zero():
+    assert cosine_lr(0.1, 0, 100) == pytest.approx(0.1)
+    assert cosine_lr(0.1, 50, 100) == pytest.approx(0.05)
+    assert cosine_lr(0.1, 100, 100) == pytest.approx(0.0)
