@@ -5,7 +5,8 @@ from mixpath.data import load_dataset
 from mixpath.errors import MixPathError
 from mixpath.training import TrainConfig, load_run, train_supernet
 from mixpath.training.checkpoint import load_checkpoint, save_checkpoint
-from mixpath.training.trainer import CHECKPOINT_FILE, cosine_lr
+from mixpath.training.schedule import cosine_lr
+from mixpath.training.trainer import CHECKPOINT_FILE
 
 
 @pytest.fixture(scope="module")

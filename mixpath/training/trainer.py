@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,11 +29,13 @@ from mixpath.data import Dataset, augment_batch, dataset_names, load_dataset
 from mixpath.device import resolve_device
 from mixpath.errors import MixPathError
 from mixpath.io import read_json, write_json, write_text
-from mixpath.spaces import Architecture, get_space
+from mixpath.spaces import get_space
 from mixpath.supernet import build_supernet
+from mixpath.training.accuracy import accuracy
 from mixpath.training.checkpoint import load_checkpoint, save_checkpoint
 from mixpath.training.config import TrainConfig
 from mixpath.training.samplers import make_sampler
+from mixpath.training.schedule import cosine_lr
 from mixpath.training.seeding import derive_seed, step_rng, torch_generator
 
 log = logging.getLogger("mixpath.train")
@@ -53,11 +54,6 @@ class TrainResult:
     @property
     def last(self) -> dict[str, Any]:
         return self.metrics[-1] if self.metrics else {}
-
-
-def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
-    """Cosine decay from ``base_lr`` to 0 over ``total_steps``, evaluated per step."""
-    return 0.5 * base_lr * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
 
 
 def load_data(config: TrainConfig) -> Dataset:
@@ -105,19 +101,6 @@ def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     write_text(path, buffer.getvalue())
-
-
-@torch.inference_mode()
-def accuracy_with_running_stats(
-    supernet: torch.nn.Module, arch: Architecture, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024
-) -> float:
-    """Validation accuracy (%) of one architecture with the BN statistics gathered during training."""
-    supernet.eval()
-    correct = 0
-    for start in range(0, len(x), batch_size):
-        logits = supernet(x[start : start + batch_size], arch)
-        correct += (logits.argmax(1) == y[start : start + batch_size]).sum().item()
-    return 100.0 * correct / max(1, len(x))
 
 
 def train_supernet(
@@ -255,7 +238,8 @@ def _train(
             if steps_run == stop_after_steps and not done:
                 return TrainResult(run_dir, metrics)
         bar.close()
-        val = [accuracy_with_running_stats(supernet, arch, val_x, val_y) for arch in eval_archs]
+        supernet.eval()
+        val = [accuracy(lambda xb, a=arch: supernet(xb, a), val_x, val_y)[0] for arch in eval_archs]
         row = {
             "epoch": epoch + 1,
             "train_loss": round(partial["loss"] / max(1, partial["seen"]), 5),
