@@ -97,6 +97,8 @@ def train_standalone(
                     "seconds": seconds,
                 },
             )
+        if stop_after_epochs is not None and epoch + 1 - start_epoch >= stop_after_epochs and epoch + 1 < recipe.epochs:
+            return None
     model.eval()
     val_acc, val_loss = accuracy(model, dataset.val_x.to(device), dataset.val_y.to(device))
     test_acc, _ = accuracy(model, dataset.test_x.to(device), dataset.test_y.to(device))
