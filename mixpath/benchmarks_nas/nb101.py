@@ -358,7 +358,7 @@ def nb101_space() -> Nb101Space:
         (3, 32, 32),
         10,
         layers,
-        {"stem_channels": 128, "stacks": 3, "cells_per_stack": 3},
+        {"stem_channels": 128, "stacks": 3, "cells_per_stack": 3, "max_m": 1},
         default_m=1,
     )
 
