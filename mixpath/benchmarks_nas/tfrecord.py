@@ -13,7 +13,9 @@ Layout, as written by the benchmark (nasbench/api.py reads it back the same way)
   The evaluations are at step 0, half-way and at the end of training; the end is the last one.
 
 One record is one training run; each cell was trained 3 times, so a cell has 3 records per epoch budget.
-Accuracies in the file are fractions (0..1); training time is in seconds.
+Accuracies in the file are fractions (0..1); training time is in seconds. Reading costs about 120 us
+per record with CRC checks and 55 us without (measured on 437-byte records), so the ~1.3 million
+records of ``nasbench_only108.tfrecord`` take roughly 2.5 minutes (about 1 without checks).
 """
 
 from __future__ import annotations
