@@ -1,11 +1,13 @@
 """Architectures, search space declarations and the space registry."""
 
 from mixpath.spaces.architecture import Architecture, LayerChoice
+from mixpath.spaces.imagenet_spaces import IMAGENET_S2, IMAGENET_S3
 from mixpath.spaces.mbconv_spaces import CIFAR_S1, FMNIST_S1, TINY, mbconv_space
 from mixpath.spaces.registry import get_space, list_spaces, register_space
+from mixpath.spaces.shufflenet_space import SPOS_SHUFFLENET, SPOS_SHUFFLENET_BLOCKS, flops_binned_sampler
 from mixpath.spaces.space import LayerSpec, SearchSpace
 
-for _space in (CIFAR_S1, FMNIST_S1, TINY):
+for _space in (CIFAR_S1, FMNIST_S1, TINY, IMAGENET_S2, IMAGENET_S3, SPOS_SHUFFLENET, SPOS_SHUFFLENET_BLOCKS):
     register_space(_space)
 
 __all__ = [
@@ -13,6 +15,7 @@ __all__ = [
     "LayerChoice",
     "LayerSpec",
     "SearchSpace",
+    "flops_binned_sampler",
     "get_space",
     "list_spaces",
     "mbconv_space",

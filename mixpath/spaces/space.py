@@ -25,10 +25,16 @@ class LayerSpec:
     in_channels: int = 0
     out_channels: int = 0
     stride: int = 1
+    # fixed per-layer settings the family reads, not searched (e.g. ("act", "swish"), ("se", 0.25))
+    attrs: tuple[tuple[str, Any], ...] = ()
 
     @property
     def n_ops(self) -> int:
         return len(self.ops)
+
+    def attr(self, key: str, default: Any = None) -> Any:
+        """A fixed setting of this layer, or ``default`` when the space does not set it."""
+        return dict(self.attrs).get(key, default)
 
     def option_values(self, key: str) -> tuple[OptionValue, ...]:
         for name, values in self.options:
@@ -60,7 +66,8 @@ class SearchSpace:
         return len(self.layers)
 
     def max_m(self) -> int:
-        return max(layer.n_ops for layer in self.layers)
+        """The largest m: every op of a layer, unless the skeleton caps it (``max_m``, e.g. 1 for SPOS)."""
+        return min(max(layer.n_ops for layer in self.layers), self.skeleton.get("max_m", math.inf))
 
     def size(self, m: int) -> int:
         """Number of architectures when every layer may activate 1..m paths."""
@@ -82,9 +89,7 @@ class SearchSpace:
             if unknown:
                 raise MixPathError(f"layer {i}: unknown op {unknown[0]!r}; allowed: {', '.join(spec.ops)}")
             if len(choice.paths) > m:
-                raise MixPathError(
-                    f"layer {i}: {len(choice.paths)} active paths, but m={m} allows at most {m}"
-                )
+                raise MixPathError(f"layer {i}: {len(choice.paths)} active paths, but m={m} allows at most {m}")
             given = dict(choice.options)
             expected = {key for key, _ in spec.options}
             if set(given) != expected:

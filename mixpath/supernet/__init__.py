@@ -7,8 +7,13 @@ from mixpath.supernet.network import (
     MBConvSupernet,
     build_standalone,
     build_supernet,
+    mbconv_head,
+    mbconv_stem_modules,
     register_family,
 )
+from mixpath.supernet.shufflenet import ShuffleNetStandalone, ShuffleNetSupernet, shufflenet_macs
+
+register_family("shufflenet", Family(ShuffleNetSupernet, ShuffleNetStandalone))
 
 __all__ = [
     "BN_POLICIES",
@@ -17,8 +22,13 @@ __all__ = [
     "MBConvSupernet",
     "PathNorm",
     "ShadowBatchNorm",
+    "ShuffleNetStandalone",
+    "ShuffleNetSupernet",
     "build_standalone",
     "build_supernet",
     "make_path_norm",
+    "mbconv_head",
+    "mbconv_stem_modules",
     "register_family",
+    "shufflenet_macs",
 ]

@@ -5,6 +5,11 @@ ReLU6 branch per kernel; the active branches are summed, projected by a 1x1 conv
 the BN policy's norm; a residual is added when stride is 1 and channels match. The supernet layer
 holds every ratio and kernel; the stand-alone layer holds only one ratio and its active kernels.
 Both run the same function, so a subnet with inherited weights computes exactly what the supernet does.
+
+Two fixed per-layer settings (``LayerSpec.attrs``) serve the ImageNet spaces: ``act`` (``relu6`` by
+default, ``relu`` or ``swish``) for the expansion and depthwise stages, and ``se`` (a ratio; 0 = none),
+MixNet's squeeze-and-excitation on the summed depthwise output, reduced to ``ratio x`` the layer's input
+channels as in MixNet/EfficientNet. The SE of one expansion ratio is shared by every path set.
 """
 
 from __future__ import annotations
@@ -14,8 +19,11 @@ import math
 import torch
 from torch import nn
 
+from mixpath.errors import MixPathError
 from mixpath.spaces import LayerChoice, LayerSpec
 from mixpath.supernet.bn_policies import PathNorm, make_path_norm
+
+ACTIVATIONS = ("relu6", "relu", "swish")
 
 
 def kernel_size(op: str) -> int:
@@ -23,20 +31,54 @@ def kernel_size(op: str) -> int:
     return int(op[1:])
 
 
-def conv_bn_act(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Sequential:
+def activation(name: str) -> nn.Module:
+    """The activation called ``name``: relu6 (MobileNetV2, MixPath S1), relu, or swish (x * sigmoid(x))."""
+    if name == "relu6":
+        return nn.ReLU6(inplace=True)
+    if name == "relu":
+        return nn.ReLU(inplace=True)
+    if name == "swish":
+        return nn.SiLU(inplace=True)
+    raise MixPathError(f"unknown activation {name!r}; choose one of: {', '.join(ACTIVATIONS)}")
+
+
+def conv_bn_act(
+    c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1, act: str = "relu6"
+) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False),
         nn.BatchNorm2d(c_out),
-        nn.ReLU6(inplace=True),
+        activation(act),
     )
 
 
-def expansion_conv(c_in: int, hidden: int) -> nn.Sequential:
-    return conv_bn_act(c_in, hidden, 1)
+def expansion_conv(c_in: int, hidden: int, act: str = "relu6") -> nn.Sequential:
+    return conv_bn_act(c_in, hidden, 1, act=act)
 
 
-def depthwise_branch(hidden: int, kernel: int, stride: int) -> nn.Sequential:
-    return conv_bn_act(hidden, hidden, kernel, stride, groups=hidden)
+def depthwise_branch(hidden: int, kernel: int, stride: int, act: str = "relu6") -> nn.Sequential:
+    return conv_bn_act(hidden, hidden, kernel, stride, groups=hidden, act=act)
+
+
+class SqueezeExcite(nn.Module):
+    """MixNet's SE: global pool, 1x1 reduce (with bias) + activation, 1x1 expand (with bias), sigmoid gate."""
+
+    def __init__(self, channels: int, reduced: int, act: str):
+        super().__init__()
+        self.reduce = nn.Conv2d(channels, reduced, 1)
+        self.act = activation(act)
+        self.expand = nn.Conv2d(reduced, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.expand(self.act(self.reduce(x.mean((2, 3), keepdim=True)))))
+
+
+def squeeze_excite(spec: LayerSpec, hidden: int) -> SqueezeExcite | None:
+    """The SE of a layer with ``hidden`` expanded channels, or None when ``spec`` sets no ``se`` ratio."""
+    ratio = spec.attr("se", 0)
+    if not ratio:
+        return None
+    return SqueezeExcite(hidden, max(1, int(spec.in_channels * ratio)), spec.attr("act", "relu6"))
 
 
 def projection_conv(hidden: int, c_out: int) -> nn.Conv2d:
@@ -51,12 +93,15 @@ def inverted_residual(
     norm: nn.BatchNorm2d,
     scale: float,
     residual: bool,
+    se: nn.Module | None = None,
 ) -> torch.Tensor:
-    """Sum the active depthwise branches of one expansion, project, scale, normalise, add the residual."""
+    """Sum the active depthwise branches of one expansion, apply SE, project, scale, normalise, add the residual."""
     hidden = expand(x)
     summed = branches[0](hidden)
     for branch in branches[1:]:
         summed = summed + branch(hidden)
+    if se is not None:
+        summed = se(summed)
     out = project(summed)
     out = norm(out * scale if scale != 1.0 else out)
     return out + x if residual else out
@@ -74,14 +119,20 @@ class MultiPathInvertedResidual(nn.Module):
         self.branches = nn.ModuleList()
         self.project = nn.ModuleList()
         self.norms = nn.ModuleList()
+        act = spec.attr("act", "relu6")
         for e in self.expansions:
             hidden = spec.in_channels * int(e)
-            self.expand.append(expansion_conv(spec.in_channels, hidden))
+            self.expand.append(expansion_conv(spec.in_channels, hidden, act))
             self.branches.append(
-                nn.ModuleList(depthwise_branch(hidden, kernel_size(op), spec.stride) for op in spec.ops)
+                nn.ModuleList(depthwise_branch(hidden, kernel_size(op), spec.stride, act) for op in spec.ops)
             )
             self.project.append(projection_conv(hidden, spec.out_channels))
             self.norms.append(make_path_norm(bn_policy, spec.out_channels, spec.n_ops, m))
+        # one SE per expansion ratio, only in layers that set an ``se`` ratio (S1's layers have none)
+        if spec.attr("se", 0):
+            self.se = nn.ModuleList(squeeze_excite(spec, spec.in_channels * int(e)) for e in self.expansions)
+        else:
+            self.se = None
 
     def indices(self, choice: LayerChoice) -> tuple[int, tuple[int, ...]]:
         """(expansion index, active op indices) of a layer choice."""
@@ -92,7 +143,8 @@ class MultiPathInvertedResidual(nn.Module):
         norm: PathNorm = self.norms[e]
         bn, scale = norm.select(paths)
         branches = [self.branches[e][p] for p in paths]
-        return inverted_residual(x, self.expand[e], branches, self.project[e], bn, scale, self.residual)
+        se = self.se[e] if self.se is not None else None
+        return inverted_residual(x, self.expand[e], branches, self.project[e], bn, scale, self.residual, se)
 
 
 class InvertedResidual(nn.Module):
@@ -103,16 +155,18 @@ class InvertedResidual(nn.Module):
         hidden = spec.in_channels * int(choice.option("e"))
         self.residual = spec.stride == 1 and spec.in_channels == spec.out_channels
         self.scale = scale
-        self.expand = expansion_conv(spec.in_channels, hidden)
+        act = spec.attr("act", "relu6")
+        self.expand = expansion_conv(spec.in_channels, hidden, act)
         self.branches = nn.ModuleList(
-            depthwise_branch(hidden, kernel_size(op), spec.stride) for op in choice.paths
+            depthwise_branch(hidden, kernel_size(op), spec.stride, act) for op in choice.paths
         )
         self.project = projection_conv(hidden, spec.out_channels)
         self.norm = nn.BatchNorm2d(spec.out_channels)
+        self.se = squeeze_excite(spec, hidden)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return inverted_residual(
-            x, self.expand, list(self.branches), self.project, self.norm, self.scale, self.residual
+            x, self.expand, list(self.branches), self.project, self.norm, self.scale, self.residual, self.se
         )
 
     def load_from(self, layer: MultiPathInvertedResidual, choice: LayerChoice) -> None:
@@ -124,18 +178,35 @@ class InvertedResidual(nn.Module):
         self.project.load_state_dict(layer.project[e].state_dict())
         bn, _ = layer.norms[e].select(paths)
         self.norm.load_state_dict(bn.state_dict())
+        if self.se is not None:
+            self.se.load_state_dict(layer.se[e].state_dict())
 
 
-def stem(c_in: int, c_out: int, stride: int) -> nn.Sequential:
-    return conv_bn_act(c_in, c_out, 3, stride)
+def stem(c_in: int, c_out: int, stride: int, act: str = "relu6") -> nn.Sequential:
+    return conv_bn_act(c_in, c_out, 3, stride, act=act)
+
+
+class SeparableConv(nn.Module):
+    """The fixed first block of MnasNet-style networks: depthwise 3x3 + BN + activation, 1x1 conv + BN,
+    plus a residual when channels match (MixNet's ``ds`` block; FairNAS's 32 -> 16 has none)."""
+
+    def __init__(self, c_in: int, c_out: int, act: str):
+        super().__init__()
+        self.depthwise = conv_bn_act(c_in, c_in, 3, groups=c_in, act=act)
+        self.pointwise = nn.Sequential(nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out))
+        self.residual = c_in == c_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.pointwise(self.depthwise(x))
+        return out + x if self.residual else out
 
 
 class Head(nn.Module):
-    """1x1 conv to the head width + BN + ReLU6, global average pool, linear classifier."""
+    """1x1 conv to the head width + BN + activation (ReLU6 by default), global average pool, linear classifier."""
 
-    def __init__(self, c_in: int, c_head: int, num_classes: int):
+    def __init__(self, c_in: int, c_head: int, num_classes: int, act: str = "relu6"):
         super().__init__()
-        self.conv = conv_bn_act(c_in, c_head, 1)
+        self.conv = conv_bn_act(c_in, c_head, 1, act=act)
         self.classifier = nn.Linear(c_head, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -148,6 +219,8 @@ def init_weights(model: nn.Module) -> None:
         if isinstance(module, nn.Conv2d):
             fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels // module.groups
             nn.init.normal_(module.weight, 0.0, math.sqrt(2.0 / fan_out))
+            if module.bias is not None:  # only the SE convs have one
+                nn.init.zeros_(module.bias)
         elif isinstance(module, nn.BatchNorm2d):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)

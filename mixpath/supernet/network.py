@@ -2,6 +2,10 @@
 
 ``build_supernet(space, m, bn_policy)`` and ``build_standalone(space, arch, ...)`` dispatch on
 ``space.family``, so other families (NAS-Bench cells, ShuffleNet blocks) plug in with ``register_family``.
+
+Skeleton keys of the ``mbconv`` family: ``stem_channels``, ``stem_stride``, ``head_channels``; optional
+``activation`` of the stem, separable block and head (``relu6`` by default) and ``sep_channels``, the
+output width of a fixed depthwise-separable block after the stem (MnasNet, FairNAS and MixNet have one).
 """
 
 from __future__ import annotations
@@ -19,9 +23,36 @@ from mixpath.supernet.mbconv import (
     Head,
     InvertedResidual,
     MultiPathInvertedResidual,
+    SeparableConv,
     init_weights,
     stem,
 )
+
+
+def mbconv_stem_modules(space: SearchSpace) -> list[nn.Module]:
+    """The fixed modules before the searchable layers of an ``mbconv`` space, in order: the stem, then
+    the separable block when the skeleton has ``sep_channels``."""
+    sk = space.skeleton
+    act = sk.get("activation", "relu6")
+    modules = [stem(space.input_shape[0], sk["stem_channels"], sk["stem_stride"], act)]
+    if "sep_channels" in sk:
+        modules.append(SeparableConv(sk["stem_channels"], sk["sep_channels"], act))
+    return modules
+
+
+def mbconv_head(space: SearchSpace) -> Head:
+    """The fixed head after the searchable layers of an ``mbconv`` space."""
+    act = space.skeleton.get("activation", "relu6")
+    return Head(space.layers[-1].out_channels, space.skeleton["head_channels"], space.num_classes, act)
+
+
+def _stem_modules(model: nn.Module, space: SearchSpace) -> None:
+    """Give ``model`` the stem and the optional separable block. Modules are registered stem, separable
+    block, layers, head: without a separable block that is S1's original order, so its state dicts and
+    seeded initialisation stay as they were."""
+    modules = mbconv_stem_modules(space)
+    model.stem = modules[0]
+    model.sep = modules[1] if len(modules) > 1 else None
 
 
 class MBConvSupernet(nn.Module):
@@ -34,14 +65,15 @@ class MBConvSupernet(nn.Module):
         self.space = space
         self.m = space.check_m(m)
         self.bn_policy = bn_policy
-        sk = space.skeleton
-        self.stem = stem(space.input_shape[0], sk["stem_channels"], sk["stem_stride"])
+        _stem_modules(self, space)
         self.layers = nn.ModuleList(MultiPathInvertedResidual(spec, m, bn_policy) for spec in space.layers)
-        self.head = Head(space.layers[-1].out_channels, sk["head_channels"], space.num_classes)
+        self.head = mbconv_head(space)
         init_weights(self)
 
     def forward(self, x: torch.Tensor, arch: Architecture) -> torch.Tensor:
         x = self.stem(x)
+        if self.sep is not None:
+            x = self.sep(x)
         for layer, choice in zip(self.layers, arch.layers, strict=True):
             x = layer(x, choice)
         return self.head(x)
@@ -51,6 +83,8 @@ class MBConvSupernet(nn.Module):
         self.space.validate(arch, self.m)
         model = MBConvStandalone(self.space, arch, self.bn_policy)
         model.stem.load_state_dict(self.stem.state_dict())
+        if self.sep is not None:
+            model.sep.load_state_dict(self.sep.state_dict())
         for mine, layer, choice in zip(model.layers, self.layers, arch.layers, strict=True):
             mine.load_from(layer, choice)
         model.head.load_state_dict(self.head.state_dict())
@@ -67,19 +101,21 @@ class MBConvStandalone(nn.Module):
     def __init__(self, space: SearchSpace, arch: Architecture, bn_policy: str = "shadow"):
         super().__init__()
         self.arch = arch
-        sk = space.skeleton
-        self.stem = stem(space.input_shape[0], sk["stem_channels"], sk["stem_stride"])
+        _stem_modules(self, space)
         self.layers = nn.Sequential(
             *(
                 InvertedResidual(spec, choice, 1.0 / len(choice.paths) if bn_policy == "scaled" else 1.0)
                 for spec, choice in zip(space.layers, arch.layers, strict=True)
             )
         )
-        self.head = Head(space.layers[-1].out_channels, sk["head_channels"], space.num_classes)
+        self.head = mbconv_head(space)
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.layers(self.stem(x)))
+        x = self.stem(x)
+        if self.sep is not None:
+            x = self.sep(x)
+        return self.head(self.layers(x))
 
 
 @dataclass(frozen=True)
