@@ -21,7 +21,8 @@ app = typer.Typer(
 
 
 def _register_commands() -> None:
-    from mixpath.cli import train_commands  # noqa: F401  (registers commands on ``app``)
+    import mixpath.benchmarks_nas  # noqa: F401  (registers the nb201 and nb101 spaces)
+    from mixpath.cli import search_commands, train_commands  # noqa: F401  (they register commands on ``app``)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from mixpath.cli import app
+from mixpath.errors import MixPathError
 from mixpath.spaces import list_spaces
 from mixpath.training import TrainConfig, train_supernet
 
@@ -14,16 +15,16 @@ from mixpath.training import TrainConfig, train_supernet
 @app.command()
 def spaces(m: list[int] = typer.Option([1, 4], "--m", help="Path limits to count architectures for.")) -> None:
     """List the registered search spaces with their sizes (number of architectures for each m)."""
-    header = "space".ljust(16) + "layers  " + "".join(f"{'m=' + str(k):>12}" for k in m) + "  description"
+    header = "space".ljust(24) + "layers  " + "".join(f"{'m=' + str(k):>12}" for k in m) + "  description"
     typer.echo(header)
     for space in list_spaces():
         sizes = "".join(f"{space.size(min(k, space.max_m())):>12.3g}" for k in m)
-        typer.echo(f"{space.name:<16}{space.n_layers:>6}  {sizes}  {space.description}")
+        typer.echo(f"{space.name:<24}{space.n_layers:>6}  {sizes}  {space.description}")
 
 
 @app.command()
 def train(
-    run: Path = typer.Option(..., "--run", help="Run folder: config, checkpoints, logs and results go here."),
+    run: Path = typer.Option(None, "--run", help="Run folder (default runs/SPACE-STRATEGY-mM-POLICY-sSEED)."),
     space: str = typer.Option("fmnist-s1", help="Search space (see `mixpath spaces`)."),
     data: str = typer.Option("fashion-mnist", help="Dataset: fashion-mnist, digits or cifar10."),
     data_dir: str = typer.Option(None, help="Folder holding the dataset files (default: standard places)."),
@@ -43,6 +44,11 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --run with its saved settings."),
 ) -> None:
     """Train a one-shot supernet."""
+    m = m if m is not None else (4 if strategy == "mixpath" else 1)
+    if run is None:
+        if resume:
+            raise MixPathError("--resume needs the --run folder to continue")
+        run = Path("runs") / f"{space}-{strategy}-m{m}-{bn_policy}-s{seed}"
     config = None
     if not resume:
         config = TrainConfig(
@@ -50,7 +56,7 @@ def train(
             data=data,
             data_dir=data_dir,
             strategy=strategy,
-            m=m if m is not None else (4 if strategy == "mixpath" else 1),
+            m=m,
             bn_policy=bn_policy,
             epochs=epochs,
             batch_size=batch_size,
