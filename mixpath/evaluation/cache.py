@@ -1,0 +1,92 @@
+"""Scores remembered across searches: one JSON line per evaluated architecture in the run folder.
+
+A line holds the architecture string, a ``key`` naming everything the score depends on (the weights,
+the calibration and validation images, the calibration settings) and the metrics. Lines are appended
+and flushed one at a time, so a killed search loses at most the line being written; a torn last line is
+skipped when the file is read back. Lines with another key (retrained weights, other calibration
+settings) stay in the file but are not used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import torch
+
+from mixpath.errors import MixPathError
+
+log = logging.getLogger(__name__)
+
+
+def fingerprint(tensors: Iterable[tuple[str, torch.Tensor]], settings: Mapping[str, object]) -> str:
+    """A short hash of named tensors (names, shapes, dtypes, bytes) and JSON-able settings."""
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update(json.dumps(dict(settings), sort_keys=True).encode())
+    for name, tensor in tensors:
+        data = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{name}:{tuple(data.shape)}:{data.dtype}".encode())
+        digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+class EvalCache:
+    """Metrics by architecture string for one ``key``, backed by the JSON-lines file ``path``."""
+
+    def __init__(self, path: Path | str, key: str) -> None:
+        self.path = Path(path)
+        self.key = key
+        self._metrics: dict[str, dict[str, float]] = {}
+        self._torn = False  # the file ends inside a line: start the next one on a fresh line
+        if self.path.exists():
+            self._read()
+
+    def __len__(self) -> int:
+        return len(self._metrics)
+
+    def get(self, arch: str) -> dict[str, float] | None:
+        metrics = self._metrics.get(arch)
+        return dict(metrics) if metrics is not None else None
+
+    def put(self, arch: str, metrics: Mapping[str, float]) -> None:
+        """Remember ``metrics`` and append them to the file as one flushed, fsynced line."""
+        self._metrics[arch] = {name: float(value) for name, value in metrics.items()}
+        line = json.dumps({"arch": arch, "key": self.key, "metrics": self._metrics[arch]}) + "\n"
+        if self._torn:
+            line = "\n" + line
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as handle:
+                handle.write(line)
+                handle.flush()
+                os.fsync(handle.fileno())
+            self._torn = False
+        except OSError as err:
+            raise MixPathError(f"cannot write the evaluation cache {self.path}: {err}") from None
+
+    def _read(self) -> None:
+        try:
+            text = self.path.read_text()
+        except OSError as err:
+            raise MixPathError(f"cannot read the evaluation cache {self.path}: {err}") from None
+        self._torn = bool(text) and not text.endswith("\n")
+        lines = text.splitlines()
+        skipped = 0
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                arch, key, metrics = entry["arch"], entry["key"], entry["metrics"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                skipped += 1
+                continue
+            if key == self.key:
+                self._metrics[arch] = {name: float(value) for name, value in metrics.items()}
+        if skipped:
+            log.warning("%s: skipped %d unreadable line(s) (a search killed mid-write?)", self.path, skipped)
+        log.info("%s: %d cached scores for this supernet and settings", self.path, len(self._metrics))

@@ -1,0 +1,135 @@
+"""SupernetEvaluator: validation scores, order independence, stand-alone equality, cache, errors."""
+
+import json
+import random
+from dataclasses import replace
+
+import pytest
+import torch
+
+from mixpath.data import load_dataset
+from mixpath.errors import MixPathError
+from mixpath.evaluation import (
+    CostModel,
+    SupernetEvaluator,
+    calibrate_bn,
+    calibration_images,
+    evaluate_standalone,
+    score,
+)
+from mixpath.search import Evaluator, SearchConfig, make_searcher
+from mixpath.spaces import Architecture
+from mixpath.supernet import build_supernet
+
+SMALL = {"calib_size": 300, "calib_batches": 4, "calib_batch_size": 64, "batch_size": 128}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.fixture
+def supernet(tiny):
+    torch.manual_seed(0)
+    return build_supernet(tiny, 4, "shadow")
+
+
+@pytest.fixture
+def archs(tiny):
+    rng = random.Random(5)
+    return [tiny.random_architecture(rng, 4) for _ in range(2)]
+
+
+def test_scores_are_validation_accuracy_after_calibration_plus_costs(tiny, supernet, digits, archs):
+    evaluator = SupernetEvaluator(supernet, digits, **SMALL)
+    assert isinstance(evaluator, Evaluator)
+    result = evaluator.evaluate(archs[:1])[0]
+    calibrate_bn(supernet, archs[0], calibration_images(digits, 300), 64)
+    expected = score(supernet, archs[0], digits.val_x, digits.val_y)
+    assert result == {**expected, **CostModel(tiny)(archs[0])}
+    assert 0.0 <= result["accuracy"] <= 100.0 and result["loss"] > 0
+    assert evaluator.scored == 1 and evaluator.seconds["calibration"] > 0 and evaluator.seconds["validation"] > 0
+
+
+@pytest.mark.parametrize("calibration", ["exact", "ema"])
+def test_results_do_not_depend_on_evaluation_order(supernet, digits, archs, calibration):
+    forward = SupernetEvaluator(supernet, digits, calibration=calibration, **SMALL).evaluate(archs)
+    backward = SupernetEvaluator(supernet, digits, calibration=calibration, **SMALL).evaluate(archs[::-1])
+    assert forward == backward[::-1]
+    assert forward[0] != forward[1]
+
+
+@pytest.mark.parametrize("calibration", ["exact", "ema"])
+def test_subnet_scores_what_its_stand_alone_model_scores(supernet, digits, archs, calibration):
+    evaluator = SupernetEvaluator(supernet, digits, calibration=calibration, **SMALL)
+    for arch in archs:
+        subnet = evaluator.evaluate([arch])[0]
+        model = supernet.extract(arch)
+        standalone = evaluate_standalone(model, digits, calibration=calibration, **SMALL)
+        assert standalone["accuracy"] == subnet["accuracy"]
+        assert standalone["loss"] == pytest.approx(subnet["loss"], rel=1e-6)
+        assert torch.allclose(model.stem[1].running_var, supernet.stem[1].running_var)
+
+
+def test_no_calibration_leaves_the_supernet_unchanged_and_flags_are_restored(supernet, digits, archs):
+    before = {k: v.clone() for k, v in supernet.state_dict().items()}
+    supernet.train()
+    SupernetEvaluator(supernet, digits, calibration="none", **SMALL).evaluate(archs)
+    assert supernet.training and all(m.training for m in supernet.modules())
+    assert all(torch.equal(before[k], v) for k, v in supernet.state_dict().items())
+
+
+def test_cache_skips_scored_architectures_and_keys_on_weights_and_settings(supernet, digits, archs, tmp_path):
+    path = tmp_path / "run" / "eval_cache.jsonl"
+    first = SupernetEvaluator(supernet, digits, cache_path=path, **SMALL)
+    scores = first.evaluate(archs)
+    assert first.scored == 2 and len(path.read_text().splitlines()) == 2
+    again = SupernetEvaluator(supernet, digits, cache_path=path, **SMALL)
+    assert again.evaluate(archs[::-1]) == scores[::-1] and again.scored == 0
+    other = SupernetEvaluator(supernet, digits, cache_path=path, **{**SMALL, "calib_size": 200})
+    other.evaluate(archs[:1])
+    assert other.scored == 1
+    with torch.no_grad():
+        supernet.head.classifier.bias.add_(1.0)
+    retrained = SupernetEvaluator(supernet, digits, cache_path=path, **SMALL)
+    retrained.evaluate(archs[:1])
+    assert retrained.scored == 1
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(lines) == 4 and len({line["key"] for line in lines}) == 3
+
+
+def test_cache_survives_a_torn_last_line(supernet, digits, archs, tmp_path):
+    path = tmp_path / "eval_cache.jsonl"
+    SupernetEvaluator(supernet, digits, cache_path=path, **SMALL).evaluate(archs[:1])
+    with path.open("a") as handle:
+        handle.write('{"arch": "e3:k3-e3')  # killed mid-write
+    resumed = SupernetEvaluator(supernet, digits, cache_path=path, **SMALL)
+    resumed.evaluate(archs)
+    assert resumed.scored == 1
+    assert SupernetEvaluator(supernet, digits, cache_path=path, **SMALL).evaluate(archs) == resumed.evaluate(archs)
+    assert len(SupernetEvaluator(supernet, digits, cache_path=path, **SMALL).cache) == 2
+
+
+def test_a_searcher_runs_on_the_supernet_evaluator(tiny, supernet, digits):
+    evaluator = SupernetEvaluator(supernet, digits, **SMALL)
+    config = SearchConfig(objectives=("accuracy", "flops"), budget=4, population=2, seed=0)
+    result = make_searcher("random").run(tiny, 4, evaluator, config, cost_model=evaluator.cost_model)
+    assert len(result.evaluated) == 4
+    assert all({"accuracy", "loss", "flops", "params"} <= set(e.metrics) for e in result.evaluated)
+
+
+def test_standalone_test_split_and_errors(supernet, digits, archs):
+    model = supernet.extract(archs[0])
+    on_test = evaluate_standalone(model, digits, split="test", **SMALL)
+    assert on_test == score(model, None, digits.test_x, digits.test_y, batch_size=128)
+    with pytest.raises(MixPathError, match="unknown split 'train'"):
+        evaluate_standalone(model, digits, split="train")
+    with pytest.raises(MixPathError, match="no validation split"):
+        SupernetEvaluator(supernet, replace(digits, val_x=digits.val_x[:0], val_y=digits.val_y[:0]))
+    with pytest.raises(MixPathError, match="not a mixpath supernet"):
+        SupernetEvaluator(model, digits)
+    with pytest.raises(MixPathError, match="unknown calibration 'fast'"):
+        SupernetEvaluator(supernet, digits, calibration="fast")
+    with pytest.raises(MixPathError, match="unknown op 'k4'"):
+        SupernetEvaluator(supernet, digits, **SMALL).evaluate([Architecture.parse("e3:k4-e3:k3-e3:k3")])
