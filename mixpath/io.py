@@ -32,9 +32,9 @@ def write_text(path: Path | str, text: str) -> None:
     atomic_write(path, lambda handle: handle.write(text.encode()))
 
 
-def write_json(path: Path | str, data: Any) -> None:
-    """Write JSON atomically, indented for people to read."""
-    write_text(path, json.dumps(data, indent=2) + "\n")
+def write_json(path: Path | str, data: Any, indent: int | None = 2) -> None:
+    """Write JSON atomically; indented for people to read unless ``indent=None`` (large state files)."""
+    write_text(path, json.dumps(data, indent=indent) + "\n")
 
 
 def read_json(path: Path | str) -> Any:

@@ -310,7 +310,7 @@ def test_corrupt_state_and_results_are_clear_errors(tmp_path):
     with pytest.raises(MixPathError, match="is not a search state written by mixpath"):
         make_searcher("random").run(space, 2, SyntheticEvaluator(space, 2), state_dir=tmp_path, resume=True)
     (tmp_path / STATE_FILE).write_text("{not json")
-    with pytest.raises(MixPathError, match="cannot read"):
+    with pytest.raises(MixPathError, match="is not valid JSON"):
         make_searcher("random").run(space, 2, SyntheticEvaluator(space, 2), state_dir=tmp_path, resume=True)
     (tmp_path / "history.json").write_text('{"space": "tiny"}')
     (tmp_path / "evaluated.json").write_text("[]")

@@ -24,10 +24,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from mixpath.errors import MixPathError
+from mixpath.io import write_text
 from mixpath.search.config import SearchConfig
 from mixpath.search.objectives import minimised
 from mixpath.search.pareto import hypervolume, non_dominated
-from mixpath.search.state import write_atomic
 from mixpath.spaces import Architecture, SearchSpace
 
 _METRIC_ORDER = ("accuracy", "flops", "params", "latency", "cost_seconds")
@@ -98,8 +98,8 @@ class SearchResult:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         for name, entries in (("evaluated", self.evaluated), ("front", self.front)):
-            write_atomic(directory / f"{name}.json", _dumps([e.to_json(self.space) for e in entries]))
-            write_atomic(directory / f"{name}.csv", self._csv(entries))
+            write_text(directory / f"{name}.json", _dumps([e.to_json(self.space) for e in entries]))
+            write_text(directory / f"{name}.csv", self._csv(entries))
         info = {
             "algorithm": self.algorithm,
             "space": self.space.name,
@@ -108,7 +108,7 @@ class SearchResult:
             "reference": self.reference,
             "generations": self.history,
         }
-        write_atomic(directory / "history.json", _dumps(info))
+        write_text(directory / "history.json", _dumps(info))
         return directory
 
     @classmethod

@@ -27,11 +27,11 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from mixpath.errors import MixPathError
+from mixpath.io import read_json, write_json
 from mixpath.search.config import SearchConfig
 from mixpath.search.evaluator import Evaluator
 from mixpath.search.objectives import MAXIMISED, metric, satisfies
 from mixpath.search.result import EvaluatedArch, SearchResult
-from mixpath.search.state import read_json, write_json
 from mixpath.spaces import Architecture, SearchSpace
 
 logger = logging.getLogger(__name__)
@@ -198,7 +198,7 @@ class SearchSession:
         self._bar.update(min(len(self.records), self.config.budget) - self._bar.n)
         self._bar.set_postfix(gen=entry["generation"], hv=f"{entry['hypervolume']:.4g}")
         if self.state_path is not None:
-            write_json(self.state_path, self._state())
+            write_json(self.state_path, self._state(), indent=None)
 
     def result(self) -> SearchResult:
         return SearchResult(
