@@ -11,6 +11,8 @@ from mixpath.errors import MixPathError
 from mixpath.supernet import BN_POLICIES
 from mixpath.training.samplers import STRATEGIES
 
+AMP_MODES = ("off", "bf16", "fp16")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -24,6 +26,7 @@ class TrainConfig:
     bn_policy: str = "shadow"
     epochs: int = 1
     batch_size: int = 96
+    """Images per optimizer step over all processes; each of W torchrun processes takes batch_size / W."""
     lr: float = 0.025
     momentum: float = 0.9
     weight_decay: float = 3e-4
@@ -36,13 +39,26 @@ class TrainConfig:
     """Also checkpoint every N steps inside an epoch (0: only at epoch ends); for long epochs on slow machines."""
     eval_archs: int = 3
     """Random architectures whose validation accuracy (trained BN statistics) is logged after each epoch."""
+    micro_batches: int = 1
+    """Split each process's share of a step's batch into this many micro-batches, forward and backward one
+    at a time with gradients accumulated: the same step in less memory. BN statistics are per micro-batch,
+    so W processes x M micro-batches train exactly what one process with W x M micro-batches trains."""
+    amp: str = "off"
+    """Mixed precision: off, bf16 (autocast) or fp16 (autocast and a GradScaler; CUDA only)."""
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
             raise MixPathError(f"unknown strategy {self.strategy!r}; choose one of: {', '.join(STRATEGIES)}")
         if self.bn_policy not in BN_POLICIES:
             raise MixPathError(f"unknown BN policy {self.bn_policy!r}; choose one of: {', '.join(BN_POLICIES)}")
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "m": self.m}
+        if self.amp not in AMP_MODES:
+            raise MixPathError(f"unknown amp mode {self.amp!r}; choose one of: {', '.join(AMP_MODES)}")
+        positive = {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "m": self.m,
+            "micro_batches": self.micro_batches,
+        }
         for name, value in positive.items():
             if not isinstance(value, int) or value < 1:
                 raise MixPathError(f"{name}={value!r} must be a whole number >= 1")
@@ -50,6 +66,10 @@ class TrainConfig:
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise MixPathError(f"{name}={value!r} must be a finite number >= 0")
+        if self.batch_size % self.micro_batches:
+            raise MixPathError(
+                f"batch_size={self.batch_size} does not split into micro_batches={self.micro_batches} equal parts"
+            )
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
