@@ -88,22 +88,22 @@ def _pairs(text: str | None) -> dict[str, float]:
     return {key.strip(): float(value) for key, value in pairs}
 
 
-def _run_problem(run_dir: Path) -> tuple[SearchSpace, int, Problem]:
-    """The supernet evaluator of a training run, from mixpath.evaluation (written separately)."""
-    try:
-        from mixpath.evaluation import evaluator_for_run
-    except ImportError as err:
-        raise SystemExit(
-            f"--run needs mixpath.evaluation.evaluator_for_run(run_dir) -> (space, m, evaluator, cost_model), "
-            f"which is not available in this checkout yet ({err})"
-        ) from None
-    space, m, evaluator, cost_model = evaluator_for_run(run_dir)
-    return space, m, lambda: (evaluator, cost_model)
+def _run_problem(run_dir: Path, calibration: str) -> tuple[SearchSpace, int, Problem]:
+    """The supernet evaluator of a training run; its score cache is shared by every run of the comparison
+    (an architecture two runs both propose is scored once; each run still counts it in its budget)."""
+    from mixpath.training import load_run
+    from mixpath.workflow import EvalSettings, cost_model_for, supernet_evaluator
+
+    run = load_run(run_dir)
+    costs = cost_model_for(run, with_latency=False)
+    evaluator = supernet_evaluator(run, EvalSettings(calibration=calibration), costs)
+    return run.space, run.config.m, lambda: (evaluator, costs)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, help="training run folder: score with its supernet (default: synthetic)")
+    parser.add_argument("--calibrate", default="exact", help="with --run: exact, ema or none")
     parser.add_argument("--space", default="cifar-s1", help="space of the synthetic problem")
     parser.add_argument("--m", type=int, default=4, help="most paths per layer (synthetic problem)")
     parser.add_argument("--problem-seed", type=int, default=0, help="seed of the synthetic problem itself")
@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING)
 
     if args.run is not None:
-        space, m, build = _run_problem(args.run)
+        space, m, build = _run_problem(args.run, args.calibrate)
         source = f"supernet of {args.run}"
     else:
         space, m = get_space(args.space), args.m
