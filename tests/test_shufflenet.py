@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 from collections import Counter
 
@@ -11,7 +12,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from mixpath.errors import MixPathError
-from mixpath.evaluation import count_macs, count_params
+from mixpath.evaluation import calibrate_bn, count_macs, count_params
 from mixpath.models import build_published, get_published
 from mixpath.spaces import Architecture, LayerChoice, flops_binned_sampler, get_space
 from mixpath.supernet import ShuffleNetSupernet, build_standalone, build_supernet, shufflenet_macs
@@ -114,6 +115,22 @@ def test_extracted_subnet_computes_the_supernet(space, supernet):
         subnet = supernet.extract(arch).eval()
         with torch.no_grad():
             torch.testing.assert_close(subnet(x), supernet(x, arch), rtol=1e-4, atol=1e-5)
+
+
+def test_bn_calibration_reaches_sliced_bns(space, supernet):
+    """Calibrating the supernet for an architecture, then extracting, equals extracting then calibrating."""
+    arch = small_arch(space, random.Random(5))
+    images = torch.randn(8, 3, SIZE, SIZE)
+    calibrated = copy.deepcopy(supernet)
+    used = calibrate_bn(calibrated, arch, images, batch_size=4)
+    block, mid = calibrated._block(1, arch.layers[1])
+    assert block.main[0].bn in used and mid < block.main[0].bn.num_features
+    first = calibrated.extract(arch).eval()
+    second = supernet.extract(arch)
+    calibrate_bn(second, None, images, batch_size=4)
+    x = torch.randn(2, 3, SIZE, SIZE)
+    with torch.no_grad():
+        torch.testing.assert_close(first(x), second.eval()(x), rtol=1e-4, atol=1e-5)
 
 
 def test_flops_agree_between_extracted_fresh_analytic_and_torch_counter(space, supernet):

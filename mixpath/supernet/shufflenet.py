@@ -43,40 +43,45 @@ def main_channels(spec: LayerSpec) -> tuple[int, int]:
     return c_in, spec.out_channels - c_in
 
 
-def _batch_norm(bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
-    """``bn`` on the first ``x.shape[1]`` of its channels, updating only their running statistics.
+class SlicedBatchNorm2d(nn.BatchNorm2d):
+    """A BN that also normalises inputs with fewer channels, with the first ones of its own.
 
-    Follows nn.BatchNorm2d's rules (momentum None = cumulative average over tracked batches).
+    Only the running statistics of those channels change (nn.BatchNorm2d's rules otherwise, momentum None
+    included). Being an nn.BatchNorm2d called like one, it is found and calibrated like any other BN.
     """
-    c = x.shape[1]
-    factor = 0.0 if bn.momentum is None else bn.momentum
-    if bn.training and bn.track_running_stats:
-        bn.num_batches_tracked.add_(1)
-        if bn.momentum is None:
-            factor = 1.0 / float(bn.num_batches_tracked)
-    use_batch = bn.training or bn.running_mean is None
-    return F.batch_norm(
-        x,
-        bn.running_mean[:c] if bn.running_mean is not None else None,
-        bn.running_var[:c] if bn.running_var is not None else None,
-        bn.weight[:c] if bn.weight is not None else None,
-        bn.bias[:c] if bn.bias is not None else None,
-        use_batch,
-        factor,
-        bn.eps,
-    )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1]
+        if c == self.num_features:
+            return super().forward(x)
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.add_(1)
+            if self.momentum is None:
+                factor = 1.0 / float(self.num_batches_tracked)
+        return F.batch_norm(
+            x,
+            self.running_mean[:c] if self.running_mean is not None else None,
+            self.running_var[:c] if self.running_var is not None else None,
+            self.weight[:c] if self.weight is not None else None,
+            self.bias[:c] if self.bias is not None else None,
+            self.training or self.running_mean is None,
+            factor,
+            self.eps,
+        )
 
 
 class ConvBN(nn.Module):
-    """A conv (1x1, or depthwise k x k) + BN (+ ReLU) that can run on a prefix of its channels."""
+    """A conv (1x1, or depthwise k x k) + BN (+ ReLU). In the supernet (``supernet=True``: BN without
+    affine parameters, as in SPOS) it can run on a prefix of its channels."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, relu: bool, affine: bool):
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, relu: bool, supernet: bool):
         super().__init__()
         depthwise = kernel > 1
         if depthwise and c_in != c_out:
             raise ValueError("a depthwise conv keeps its channels")
         self.conv = nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=c_in if depthwise else 1, bias=False)
-        self.bn = nn.BatchNorm2d(c_out, affine=affine)
+        self.bn = SlicedBatchNorm2d(c_out, affine=False) if supernet else nn.BatchNorm2d(c_out)
         self.act = nn.ReLU(inplace=True) if relu else nn.Identity()
 
     def forward(self, x: torch.Tensor, c_out: int | None = None) -> torch.Tensor:
@@ -89,13 +94,13 @@ class ConvBN(nn.Module):
         weight = conv.weight[:c_out] if conv.groups > 1 else conv.weight[:c_out, :c_in]
         groups = c_in if conv.groups > 1 else 1
         y = F.conv2d(x, weight, None, conv.stride, conv.padding, conv.dilation, groups)
-        return self.act(_batch_norm(self.bn, y))
+        return self.act(self.bn(y))
 
 
 class ChoiceBlock(nn.Module):
-    """One SPOS block ``op`` of a layer, allocated with ``mid`` mid channels."""
+    """One SPOS block ``op`` of a layer, allocated with ``mid`` mid channels (in the supernet: the most)."""
 
-    def __init__(self, spec: LayerSpec, op: str, mid: int, affine: bool):
+    def __init__(self, spec: LayerSpec, op: str, mid: int, supernet: bool):
         super().__init__()
         self.stride = spec.stride
         k, s = block_kernel(op), spec.stride
@@ -103,25 +108,25 @@ class ChoiceBlock(nn.Module):
         # (step, whether its output width is the mid width a channel scale slices)
         if op == "xception":
             steps = [
-                (ConvBN(c_in, c_in, 3, s, False, affine), False),
-                (ConvBN(c_in, mid, 1, 1, True, affine), True),
-                (ConvBN(mid, mid, 3, 1, False, affine), False),
-                (ConvBN(mid, mid, 1, 1, True, affine), True),
-                (ConvBN(mid, mid, 3, 1, False, affine), False),
-                (ConvBN(mid, c_out, 1, 1, True, affine), False),
+                (ConvBN(c_in, c_in, 3, s, False, supernet), False),
+                (ConvBN(c_in, mid, 1, 1, True, supernet), True),
+                (ConvBN(mid, mid, 3, 1, False, supernet), False),
+                (ConvBN(mid, mid, 1, 1, True, supernet), True),
+                (ConvBN(mid, mid, 3, 1, False, supernet), False),
+                (ConvBN(mid, c_out, 1, 1, True, supernet), False),
             ]
         else:
             steps = [
-                (ConvBN(c_in, mid, 1, 1, True, affine), True),
-                (ConvBN(mid, mid, k, s, False, affine), False),
-                (ConvBN(mid, c_out, 1, 1, True, affine), False),
+                (ConvBN(c_in, mid, 1, 1, True, supernet), True),
+                (ConvBN(mid, mid, k, s, False, supernet), False),
+                (ConvBN(mid, c_out, 1, 1, True, supernet), False),
             ]
         self.main = nn.ModuleList(step for step, _ in steps)
         self.to_mid = [to_mid for _, to_mid in steps]
         if spec.stride == 2:
             self.proj = nn.Sequential(
-                ConvBN(spec.in_channels, spec.in_channels, k, s, False, affine),
-                ConvBN(spec.in_channels, spec.in_channels, 1, 1, True, affine),
+                ConvBN(spec.in_channels, spec.in_channels, k, s, False, supernet),
+                ConvBN(spec.in_channels, spec.in_channels, 1, 1, True, supernet),
             )
         else:
             self.proj = None
@@ -137,17 +142,18 @@ class ChoiceBlock(nn.Module):
         return torch.cat((passed, out), 1)
 
 
-def _stem_conv(c_out: int, affine: bool) -> nn.Sequential:
+def _stem_conv(c_out: int, supernet: bool) -> nn.Sequential:
     """3x3 stride-2 conv + BN + ReLU (a full conv: ConvBN only builds 1x1 or depthwise convs)."""
-    return nn.Sequential(nn.Conv2d(3, c_out, 3, 2, 1, bias=False), nn.BatchNorm2d(c_out, affine=affine), nn.ReLU())
+    conv = nn.Conv2d(3, c_out, 3, 2, 1, bias=False)
+    return nn.Sequential(conv, nn.BatchNorm2d(c_out, affine=not supernet), nn.ReLU())
 
 
 class Head(nn.Module):
     """1x1 conv to the head width + BN + ReLU, global average pool, linear classifier without bias."""
 
-    def __init__(self, c_in: int, c_head: int, num_classes: int, affine: bool):
+    def __init__(self, c_in: int, c_head: int, num_classes: int, supernet: bool):
         super().__init__()
-        self.conv = ConvBN(c_in, c_head, 1, 1, True, affine)
+        self.conv = ConvBN(c_in, c_head, 1, 1, True, supernet)
         self.classifier = nn.Linear(c_head, num_classes, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -184,14 +190,15 @@ class ShuffleNetSupernet(nn.Module):
         self.space = space
         self.m = space.check_m(m)
         sk = space.skeleton
-        self.stem = _stem_conv(sk["stem_channels"], affine=False)
+        self.stem = _stem_conv(sk["stem_channels"], supernet=True)
         self.layers = nn.ModuleList(
             nn.ModuleList(
-                ChoiceBlock(spec, op, mid_channels(spec, max(spec.option_values("c"))), affine=False) for op in spec.ops
+                ChoiceBlock(spec, op, mid_channels(spec, max(spec.option_values("c"))), supernet=True)
+                for op in spec.ops
             )
             for spec in space.layers
         )
-        self.head = Head(space.layers[-1].out_channels, sk["head_channels"], space.num_classes, affine=False)
+        self.head = Head(space.layers[-1].out_channels, sk["head_channels"], space.num_classes, supernet=True)
         init_spos(self)
 
     def _block(self, i: int, choice: LayerChoice) -> tuple[ChoiceBlock, int]:
@@ -242,14 +249,14 @@ class ShuffleNetStandalone(nn.Module):
         _check_choice(space, arch)
         self.arch = arch
         sk = space.skeleton
-        self.stem = _stem_conv(sk["stem_channels"], affine=True)
+        self.stem = _stem_conv(sk["stem_channels"], supernet=False)
         self.layers = nn.Sequential(
             *(
-                ChoiceBlock(spec, choice.paths[0], mid_channels(spec, choice.option("c")), affine=True)
+                ChoiceBlock(spec, choice.paths[0], mid_channels(spec, choice.option("c")), supernet=False)
                 for spec, choice in zip(space.layers, arch.layers, strict=True)
             )
         )
-        self.head = Head(space.layers[-1].out_channels, sk["head_channels"], space.num_classes, affine=True)
+        self.head = Head(space.layers[-1].out_channels, sk["head_channels"], space.num_classes, supernet=False)
         init_spos(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
