@@ -22,7 +22,11 @@ app = typer.Typer(
 
 def _register_commands() -> None:
     import mixpath.benchmarks_nas  # noqa: F401  (registers the nb201 and nb101 spaces)
-    from mixpath.cli import search_commands, train_commands  # noqa: F401  (they register commands on ``app``)
+    from mixpath.cli import (  # noqa: F401  (they register commands on ``app``)
+        ranking_commands,
+        search_commands,
+        train_commands,
+    )
 
 
 def main() -> None:

@@ -1,0 +1,120 @@
+"""``mixpath groundtruth``, ``rank`` and ``report``: ranking quality of a supernet and its feature analysis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mixpath.cli import app
+from mixpath.data import load_dataset
+from mixpath.errors import MixPathError
+from mixpath.ranking import benchmark_ground_truth, build_ground_truth, stratified_sample
+from mixpath.ranking.rank import RANKING_DIR, estimate_of, rank_run
+from mixpath.reporting import ranking_scatter, run_report
+from mixpath.spaces import get_space
+from mixpath.training.standalone import Recipe
+
+CALIBRATE_HELP = "BN post-calibration before scoring: exact (cumulative stats), ema (SPOS-style) or none."
+
+
+@app.command()
+def groundtruth(
+    out: Path = typer.Option(..., help="CSV to append one line per finished architecture to (resumable)."),
+    space: str = typer.Option("fmnist-s1", help="Search space (see `mixpath spaces`)."),
+    data: str = typer.Option("fashion-mnist", help="Dataset: fashion-mnist, digits or cifar10."),
+    data_dir: str = typer.Option(None, help="Folder holding the dataset files (default: standard places)."),
+    archs: int = typer.Option(30, help="Architectures, stratified over mean path count and FLOPs."),
+    m: int = typer.Option(None, help="Most paths per layer of the sampled architectures (default: the space's)."),
+    epochs: int = typer.Option(3, help="Training epochs per architecture (fixed recipe: SGD + cosine)."),
+    batch_size: int = typer.Option(96),
+    lr: float = typer.Option(0.05),
+    seed: int = typer.Option(0, help="Training seed (initialisation, batch order, augmentation)."),
+    sample_seed: int = typer.Option(0, help="Seed of the architecture sample."),
+    split_seed: int = typer.Option(0, help="Seed of the train/validation split: use the supernet run's seed."),
+    val_size: float = typer.Option(0.1, help="Validation split: a fraction (< 1) or a count of images."),
+    train_subset: int = typer.Option(None, help="Train on only this many training images (as the supernet did)."),
+    benchmark: str = typer.Option(None, help="Look the accuracies up in a benchmark table instead: nb201 or nb101."),
+    benchmark_file: Path = typer.Option(None, help="nb101: path of nasbench_only108.tfrecord."),
+    device: str = typer.Option("cpu"),
+) -> None:
+    """Stand-alone ground truth: train N stratified architectures from scratch (or look them up in a table)."""
+    if benchmark is not None:
+        rows = benchmark_ground_truth(benchmark, archs, out, seed=sample_seed, path=benchmark_file)
+        typer.echo(f"{len(rows)} architectures of {benchmark} in {out}")
+        return
+    search_space = get_space(space)
+    sample = stratified_sample(search_space, archs, m if m is not None else search_space.max_m(), sample_seed)
+    dataset = load_dataset(
+        data,
+        data_dir,
+        val_size=int(val_size) if val_size >= 1 else val_size,
+        split_seed=split_seed,
+        train_subset=train_subset,
+    )
+    recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr)
+    rows = build_ground_truth(search_space, dataset, sample, recipe, out, seed=seed, device=device, progress=True)
+    typer.echo(f"{len(rows)} of {archs} architectures trained, in {out}")
+
+
+@app.command()
+def rank(
+    run: Path = typer.Argument(..., help="A trained run folder."),
+    ground_truth: Path = typer.Option(..., help="Ground-truth CSV from `mixpath groundtruth`."),
+    calibrate: str = typer.Option("exact", help=CALIBRATE_HELP),
+    calib_size: int = typer.Option(2048, help="Training images used for exact calibration."),
+    calib_batches: int = typer.Option(200, help="Batches for ema re-estimation."),
+    target: str = typer.Option("test", help="Ground-truth accuracy ranked against: test or val."),
+    resamples: int = typer.Option(2000, help="Bootstrap resamples for the 95% intervals."),
+    seed: int = typer.Option(0, help="Bootstrap seed."),
+    device: str = typer.Option("cpu"),
+) -> None:
+    """Kendall tau, Spearman rho and top-k precision of the supernet's ranking, beside FLOPs and params."""
+    result = rank_run(
+        run,
+        ground_truth,
+        calibration=calibrate,
+        calib_size=calib_size,
+        calib_batches=calib_batches,
+        target=target,
+        resamples=resamples,
+        seed=seed,
+        device=device,
+        progress=True,
+    )
+    plot = ranking_scatter(result, run / RANKING_DIR / f"ranking_{calibrate}.png", f"{run.name} ({calibrate})")
+    metrics = list(result["metrics"]["supernet"])
+    typer.echo(f"{result['n_archs']} architectures, against {result['target']}; 95% bootstrap intervals")
+    typer.echo("predictor  " + "".join(f"{name:>26}" for name in metrics))
+    for predictor in result["metrics"]:
+        typer.echo(f"{predictor:<11}" + "".join(f"{str(estimate_of(result, predictor, n)):>26}" for n in metrics))
+    typer.echo(f"written {run / RANKING_DIR / f'ranking_{calibrate}.json'} and {plot}")
+
+
+@app.command()
+def report(
+    run: Path = typer.Argument(..., help="A trained multi-path run folder (mbconv family)."),
+    out: Path = typer.Option(None, help="Output folder (default RUN/report)."),
+    images: int = typer.Option(256, help="Validation images for the path similarity matrices."),
+    archs: int = typer.Option(50, help="Random architectures per path limit m for the one-shot histograms."),
+    calibrate: str = typer.Option("exact", help=CALIBRATE_HELP),
+    calib_size: int = typer.Option(2048),
+    seed: int = typer.Option(0),
+    device: str = typer.Option("cpu"),
+) -> None:
+    """Feature analysis: path similarity, Shadow BN statistics, one-shot accuracy per m (JSON + PNG)."""
+    if images < 1 or archs < 1:
+        raise MixPathError(f"--images {images} and --archs {archs} must be >= 1")
+    result = run_report(
+        run, out, images=images, n_archs=archs, calibration=calibrate, calib_size=calib_size, seed=seed, device=device
+    )
+    summary = result["sbn"].get("summary", {}).get("1/2")
+    if summary:
+        typer.echo(
+            f"SBN_1/SBN_2: mean ratio {summary['mu_ratio_abs_sum']:.3f} (paper ~0.5), "
+            f"variance ratio {summary['var_ratio_abs_sum']:.3f} (paper ~0.25), "
+            f"gamma cosine {summary['gamma_cosine']:.3f}"
+        )
+    for m, stats in result["oneshot"]["by_m"].items():
+        typer.echo(f"m={m}: one-shot accuracy {stats['mean']:.2f} +- {stats['std']:.2f} %")
+    typer.echo(f"written {out or run / 'report'}")

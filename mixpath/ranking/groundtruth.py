@@ -1,0 +1,294 @@
+"""Ground truth for ranking: architectures that span a space, trained from scratch or looked up in a table.
+
+``stratified_sample`` draws architectures so the set covers the space: equal shares per bin of mean
+path count (the first bin holds exactly the single-path architectures, so single-path supernets can be
+ranked on a subset), and within a bin equal shares per FLOPs quantile of a candidate pool.
+
+``build_ground_truth`` trains each architecture with one fixed recipe (``mixpath.training.standalone``)
+and appends one CSV line per finished architecture, flushed and fsynced, so a killed run continues where
+it stopped: rows already in the file (same architecture and seed) are skipped, and a torn last line left
+by a kill is dropped. Every architecture is trained with the same seed (same initialisation stream, batch
+order and augmentation: common random numbers), so a row depends only on (architecture, seed, recipe).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mixpath.data import Dataset
+from mixpath.errors import MixPathError
+from mixpath.evaluation import CostModel
+from mixpath.spaces import Architecture, LayerChoice, SearchSpace
+from mixpath.supernet import build_standalone
+from mixpath.training.seeding import step_rng
+from mixpath.training.standalone import Recipe, init_seed, train_standalone
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ("arch", "val_acc", "test_acc", "flops", "params", "seconds", "seed")
+TARGETS = ("test", "val")
+
+
+@dataclass(frozen=True)
+class GroundTruthRow:
+    """One architecture's stand-alone result: accuracies in percent, FLOPs (multiply-adds) and params in
+    millions, training seconds, and the training seed (-1 for a benchmark table's mean over its seeds)."""
+
+    arch: str
+    val_acc: float
+    test_acc: float
+    flops: float
+    params: float
+    seconds: float
+    seed: int
+
+    def accuracy(self, target: str) -> float:
+        return self.test_acc if target == "test" else self.val_acc
+
+
+def path_bins(m: int) -> list[tuple[float, float]]:
+    """Bins of mean path count: ``(1, 1)`` exactly single-path, then ``(k, k + 1]`` for k = 1..m-1."""
+    return [(1.0, 1.0)] + [(float(k), float(k + 1)) for k in range(1, m)]
+
+
+def bin_of(mean_paths: float, bins: Sequence[tuple[float, float]]) -> int:
+    for index, (low, high) in enumerate(bins):
+        if (low == high == mean_paths) or (low < mean_paths <= high):
+            return index
+    raise MixPathError(f"mean path count {mean_paths} is in no bin of {list(bins)}")
+
+
+def mean_paths(arch: Architecture) -> float:
+    return sum(arch.path_counts) / len(arch.path_counts)
+
+
+def _draw_in_bin(space: SearchSpace, rng: random.Random, low: float, high: float, m: int) -> Architecture:
+    """A random architecture whose mean path count is (almost always) in ``(low, high]``: per layer the
+    path count is floor or ceil of a target drawn uniformly in the bin, mixed to hit the target on average."""
+    target = low if low == high else rng.uniform(low, high)
+    layers = []
+    for spec in space.layers:
+        top = min(m, spec.n_ops)
+        base = min(int(math.floor(target)), top)
+        k = min(base + (1 if rng.random() < target - math.floor(target) else 0), top)
+        options = {key: rng.choice(values) for key, values in spec.options}
+        layers.append(LayerChoice.of(rng.sample(spec.ops, max(1, k)), **options))
+    return Architecture(tuple(layers))
+
+
+def stratified_sample(
+    space: SearchSpace,
+    n: int,
+    m: int,
+    seed: int = 0,
+    flops: Callable[[Architecture], float] | None = None,
+    flops_bins: int = 2,
+    pool_factor: int = 8,
+) -> list[Architecture]:
+    """``n`` distinct architectures of ``space`` (up to ``m`` paths per layer), stratified over mean path
+    count and FLOPs; the same arguments give the same list. ``flops(arch)`` defaults to the cost model."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise MixPathError(f"number of architectures {n!r} must be an int >= 1")
+    m = space.check_m(m)
+    if flops is None:
+        costs = CostModel(space)
+        flops = lambda arch: costs(arch)["flops"]  # noqa: E731
+    rng = step_rng(seed, "groundtruth-sample", space.name, m)
+    bins = path_bins(m)
+    quotas = [n // len(bins) + (1 if i < n % len(bins) else 0) for i in range(len(bins))]
+    chosen: list[Architecture] = []
+    seen: set[Architecture] = set()
+    for (low, high), quota in zip(bins, quotas, strict=True):
+        if quota == 0:
+            continue
+        pool: list[Architecture] = []
+        for _ in range(pool_factor * quota * 20):
+            if len(pool) >= pool_factor * quota:
+                break
+            arch = _draw_in_bin(space, rng, low, high, m)
+            if arch not in seen and bin_of(mean_paths(arch), bins) == bins.index((low, high)):
+                seen.add(arch)
+                pool.append(arch)
+        if len(pool) < quota:
+            raise MixPathError(
+                f"space {space.name!r} has too few architectures with mean path count in ({low}, {high}] for {quota}"
+            )
+        values = np.array([flops(arch) for arch in pool])
+        edges = np.quantile(values, np.linspace(0, 1, flops_bins + 1)[1:-1])
+        strata = [
+            [a for a, v in zip(pool, values, strict=True) if np.searchsorted(edges, v) == s] for s in range(flops_bins)
+        ]
+        for stratum in strata:
+            rng.shuffle(stratum)
+        picked = 0
+        while picked < quota:
+            for stratum in strata:
+                if stratum and picked < quota:
+                    chosen.append(stratum.pop())
+                    picked += 1
+    return chosen
+
+
+class GroundTruthFile:
+    """The ground-truth CSV: read back (dropping a torn last line) and appended one durable line at a time."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    def read(self) -> list[GroundTruthRow]:
+        """Every complete row; a last line without its newline (a killed write) is cut off the file."""
+        if not self.path.exists():
+            return []
+        raw = self.path.read_bytes()
+        if raw and not raw.endswith(b"\n"):
+            keep = raw.rfind(b"\n") + 1
+            log.warning("%s: dropping a torn last line (a run killed mid-write)", self.path)
+            with self.path.open("r+b") as handle:
+                handle.truncate(keep)
+            raw = raw[:keep]
+        reader = csv.DictReader(io.StringIO(raw.decode()))
+        if raw and tuple(reader.fieldnames or ()) != COLUMNS:
+            raise MixPathError(f"{self.path} is not a ground-truth CSV: its columns must be {', '.join(COLUMNS)}")
+        rows = []
+        for number, line in enumerate(reader, start=2):
+            try:
+                rows.append(
+                    GroundTruthRow(
+                        line["arch"],
+                        *(float(line[key]) for key in ("val_acc", "test_acc", "flops", "params", "seconds")),
+                        int(line["seed"]),
+                    )
+                )
+            except (TypeError, ValueError):
+                raise MixPathError(f"{self.path} line {number} is malformed: {line}") from None
+        return rows
+
+    def append(self, row: GroundTruthRow) -> None:
+        """Append ``row`` (writing the header first into a new file), flushed and fsynced."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        if new:
+            writer.writerow(COLUMNS)
+        writer.writerow([getattr(row, key) for key in COLUMNS])
+        with self.path.open("a") as handle:
+            handle.write(buffer.getvalue())
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def build_ground_truth(
+    space: SearchSpace,
+    dataset: Dataset,
+    archs: Sequence[Architecture],
+    recipe: Recipe,
+    out: Path | str,
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = False,
+    limit: int | None = None,
+) -> list[GroundTruthRow]:
+    """Train every architecture of ``archs`` not yet in ``out`` (for this seed) and append its row.
+
+    ``limit`` stops after training that many architectures in this call (running in chunks; how the tests
+    interrupt a run). Returns the rows of ``out`` for ``archs`` and this seed, in the order of ``archs``.
+    """
+    file = GroundTruthFile(out)
+    done = {(row.arch, row.seed) for row in file.read()}
+    costs = CostModel(space)
+    trained = 0
+    for index, arch in enumerate(archs):
+        text = space.format(arch)
+        if (text, seed) in done:
+            continue
+        if limit is not None and trained >= limit:
+            break
+        init_seed(seed)
+        model = build_standalone(space, arch)
+        started = time.perf_counter()
+        result = train_standalone(model, dataset, recipe, seed=seed, device=device, progress=progress)
+        cost = costs(arch)
+        row = GroundTruthRow(
+            text,
+            result["val_acc"],
+            result["test_acc"],
+            round(cost["flops"], 4),
+            round(cost["params"], 5),
+            round(time.perf_counter() - started, 2),
+            seed,
+        )
+        file.append(row)
+        done.add((text, seed))
+        trained += 1
+        log.info(
+            "ground truth %d/%d: %s val %.2f%% test %.2f%%", index + 1, len(archs), text, row.val_acc, row.test_acc
+        )
+    wanted = {space.format(arch): i for i, arch in enumerate(archs)}
+    rows = [row for row in file.read() if row.seed == seed and row.arch in wanted]
+    return sorted(rows, key=lambda row: wanted[row.arch])
+
+
+def benchmark_ground_truth(
+    name: str, n: int, out: Path | str, *, seed: int = 0, path: str | Path | None = None
+) -> list[GroundTruthRow]:
+    """Ground truth of ``n`` stratified architectures looked up in benchmark table ``name`` (nb201, or
+    nb101 with ``path``): the table's mean over its seeds (seed -1), its training time as seconds."""
+    from mixpath.benchmarks_nas import load_benchmark_evaluator
+
+    space, evaluator = load_benchmark_evaluator(name, "val", path)
+    archs = stratified_sample(space, n, 1, seed, flops=lambda arch: evaluator.costs(arch)["flops"])
+    file = GroundTruthFile(out)
+    done = {row.arch for row in file.read()}
+    for arch, metrics in zip(archs, evaluator.evaluate(archs), strict=True):
+        text = space.format(arch)
+        if text in done:
+            continue
+        file.append(
+            GroundTruthRow(
+                text,
+                metrics["val_accuracy"],
+                metrics["test_accuracy"],
+                round(metrics["flops"], 4),
+                round(metrics["params"], 5),
+                round(metrics["cost_seconds"], 2),
+                -1,
+            )
+        )
+    return [row for row in file.read() if row.arch in {space.format(a) for a in archs}]
+
+
+def load_ground_truth(path: Path | str) -> dict[str, GroundTruthRow]:
+    """Rows by architecture string; an architecture with rows of several seeds gets their mean accuracies
+    (and the first row's seed)."""
+    rows = GroundTruthFile(path).read()
+    if not rows:
+        raise MixPathError(f"{path} holds no ground truth (missing or empty)")
+    by_arch: dict[str, list[GroundTruthRow]] = {}
+    for row in rows:
+        by_arch.setdefault(row.arch, []).append(row)
+    merged = {}
+    for arch, group in by_arch.items():
+        first = group[0]
+        merged[arch] = GroundTruthRow(
+            arch,
+            float(np.mean([r.val_acc for r in group])),
+            float(np.mean([r.test_acc for r in group])),
+            first.flops,
+            first.params,
+            float(np.sum([r.seconds for r in group])),
+            first.seed,
+        )
+    return merged

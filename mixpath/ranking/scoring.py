@@ -1,0 +1,58 @@
+"""One-shot scores of ground-truth architectures: a trained supernet's validation accuracy per architecture.
+
+Scores go through ``mixpath.evaluation.SupernetEvaluator`` with its cache in ``RUN/ranking/scores.jsonl``
+(keyed by weights, images and calibration settings), so an interrupted ranking resumes without scoring
+anything twice. Each calibration mode loads the run afresh: calibrating overwrites BN statistics in the
+supernet, and ``none`` must see the statistics from training.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from mixpath.evaluation import SupernetEvaluator
+from mixpath.spaces import Architecture
+from mixpath.training import load_run
+
+log = logging.getLogger(__name__)
+
+SCORES_FILE = "scores.jsonl"
+
+
+def scorable(archs: Sequence[str], space, m: int) -> list[tuple[str, Architecture]]:
+    """The architectures (string, parsed) a supernet with at most ``m`` paths per layer can score."""
+    parsed = [(text, space.parse(text, space.max_m())) for text in archs]
+    return [(text, arch) for text, arch in parsed if max(arch.path_counts) <= m]
+
+
+def supernet_scores(
+    run_dir: Path | str,
+    archs: Sequence[str],
+    *,
+    calibration: str = "exact",
+    calib_size: int = 2048,
+    calib_batches: int = 200,
+    device: str = "cpu",
+    progress: bool = False,
+) -> dict[str, float]:
+    """Validation accuracy (percent) of every architecture in ``archs`` that the run's supernet can hold
+    (single-path supernets skip multi-path architectures), after BN calibration ``calibration``."""
+    run = load_run(run_dir, device)
+    evaluator = SupernetEvaluator(
+        run.supernet,
+        run.dataset,
+        calibration=calibration,
+        calib_size=calib_size,
+        calib_batches=calib_batches,
+        cache_path=Path(run_dir) / "ranking" / SCORES_FILE,
+    )
+    todo = scorable(archs, run.space, run.supernet.m)
+    scores = {}
+    for text, arch in tqdm(todo, desc=f"scoring ({calibration})", disable=not progress, leave=False):
+        scores[text] = evaluator.evaluate([arch])[0]["accuracy"]
+    log.info("%s: scored %d architectures with calibration %s", run_dir, len(scores), calibration)
+    return scores

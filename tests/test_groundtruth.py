@@ -1,0 +1,112 @@
+"""Ground truth: stratified sampling, resumable CSV (interrupted = uninterrupted), torn lines, tables."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from mixpath.data import load_dataset
+from mixpath.errors import MixPathError
+from mixpath.ranking import (
+    GroundTruthFile,
+    GroundTruthRow,
+    benchmark_ground_truth,
+    build_ground_truth,
+    load_ground_truth,
+    path_bins,
+    stratified_sample,
+)
+from mixpath.ranking.groundtruth import bin_of, mean_paths
+from mixpath.training.standalone import Recipe
+
+RECIPE = Recipe(epochs=1, batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", train_subset=128)
+
+
+def _flops(arch):
+    return float(sum(arch.path_counts)) + sum(choice.option("e") for choice in arch.layers) / 10
+
+
+def test_stratified_sample_covers_every_path_count_bin(tiny):
+    archs = stratified_sample(tiny, 8, 4, seed=0, flops=_flops)
+    bins = path_bins(4)
+    assert [bin_of(mean_paths(a), bins) for a in archs] == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert all(max(a.path_counts) == 1 for a in archs[:2])  # the first bin is exactly single-path
+    assert len(set(archs)) == 8
+    for arch in archs:
+        tiny.validate(arch, 4)
+    assert stratified_sample(tiny, 8, 4, seed=0, flops=_flops) == archs
+    assert stratified_sample(tiny, 8, 4, seed=1, flops=_flops) != archs
+
+
+def test_stratified_sample_spans_flops_within_a_bin(tiny):
+    archs = stratified_sample(tiny, 4, 1, seed=0)  # m=1: one bin, two FLOPs strata from the cost model
+    assert all(max(a.path_counts) == 1 for a in archs)
+    with pytest.raises(MixPathError):
+        stratified_sample(tiny, 0, 4)
+
+
+def _strip_seconds(rows):
+    return [dataclasses.replace(row, seconds=0.0) for row in rows]
+
+
+def test_interrupted_run_resumes_to_the_same_lines(tiny, digits, tmp_path):
+    archs = stratified_sample(tiny, 3, 2, seed=0, flops=_flops)
+    full = build_ground_truth(tiny, digits, archs, RECIPE, tmp_path / "full.csv")
+    first = build_ground_truth(tiny, digits, archs, RECIPE, tmp_path / "resumed.csv", limit=1)
+    assert len(first) == 1 and len(GroundTruthFile(tmp_path / "resumed.csv").read()) == 1
+    resumed = build_ground_truth(tiny, digits, archs, RECIPE, tmp_path / "resumed.csv")
+    assert len(full) == 3
+    assert _strip_seconds(resumed) == _strip_seconds(full)
+    assert [row.arch for row in full] == [str(a) for a in archs]
+    assert all(0.0 <= row.test_acc <= 100.0 and row.flops > 0 and row.params > 0 for row in full)
+
+
+def test_torn_last_line_is_dropped_and_the_file_stays_appendable(tmp_path):
+    path = tmp_path / "gt.csv"
+    file = GroundTruthFile(path)
+    rows = [GroundTruthRow(f"e3:k{k}-e3:k3-e3:k3", 50.0, 51.0, 0.1, 0.01, 1.0, 0) for k in (3, 5)]
+    for row in rows:
+        file.append(row)
+    with path.open("a") as handle:
+        handle.write("e3:k7-e3:k3-e3:k3,50.0,5")  # a kill in the middle of a write
+    assert file.read() == rows
+    assert path.read_text().endswith("\n")
+    file.append(rows[0])
+    assert len(file.read()) == 3
+
+
+def test_foreign_or_malformed_csv_is_a_one_line_error(tmp_path):
+    path = tmp_path / "other.csv"
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(MixPathError, match="columns"):
+        GroundTruthFile(path).read()
+    path.write_text("arch,val_acc,test_acc,flops,params,seconds,seed\nx,1,2,3,4,5,not-a-seed\n")
+    with pytest.raises(MixPathError, match="line 2"):
+        GroundTruthFile(path).read()
+    with pytest.raises(MixPathError):
+        load_ground_truth(tmp_path / "missing.csv")
+
+
+def test_rows_of_several_seeds_are_averaged(tmp_path):
+    file = GroundTruthFile(tmp_path / "gt.csv")
+    file.append(GroundTruthRow("a", 50.0, 60.0, 1.0, 0.1, 1.0, 0))
+    file.append(GroundTruthRow("a", 52.0, 64.0, 1.0, 0.1, 1.0, 1))
+    file.append(GroundTruthRow("b", 40.0, 41.0, 2.0, 0.2, 1.0, 0))
+    rows = load_ground_truth(tmp_path / "gt.csv")
+    assert rows["a"].val_acc == 51.0 and rows["a"].test_acc == 62.0
+    assert rows["b"].test_acc == 41.0
+
+
+def test_benchmark_table_ground_truth(tmp_path):
+    rows = benchmark_ground_truth("nb201", 6, tmp_path / "nb201.csv", seed=0)
+    assert len(rows) == 6 and len({row.arch for row in rows}) == 6
+    assert all(row.seed == -1 and 0 < row.test_acc <= 100 and row.seconds > 0 for row in rows)
+    assert benchmark_ground_truth("nb201", 6, tmp_path / "nb201.csv", seed=0) == rows  # rerun: nothing added
+    with pytest.raises(MixPathError):
+        benchmark_ground_truth("nb999", 3, tmp_path / "x.csv")
