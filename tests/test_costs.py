@@ -20,12 +20,22 @@ def independent_counts(space, arch):
     return counter.get_total_flops() // 2, sum(p.numel() for p in model.parameters())
 
 
-@pytest.mark.parametrize(("name", "n_archs"), [("tiny", 6), ("fmnist-s1", 3), ("cifar-s1", 2)])
+@pytest.mark.parametrize(
+    ("name", "n_archs"),
+    [
+        ("tiny", 6),
+        ("fmnist-s1", 3),
+        ("cifar-s1", 2),
+        ("imagenet-s3", 1),
+        ("spos-shufflenet", 1),
+    ],
+)
 def test_counts_match_flop_counter_and_numel(name, n_archs):
     space = get_space(name)
     costs = CostModel(space)
     rng = random.Random(7)
-    archs = [space.random_architecture(rng, 4) for _ in range(n_archs)] + [space.largest_architecture(4)]
+    m = space.max_m()
+    archs = [space.random_architecture(rng, m) for _ in range(n_archs)] + [space.largest_architecture(m)]
     for arch in archs:
         assert costs.counts(arch) == independent_counts(space, arch)
         macs, params = costs.counts(arch)

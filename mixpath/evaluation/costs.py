@@ -27,7 +27,7 @@ from torch import nn
 
 from mixpath.errors import MixPathError
 from mixpath.evaluation.latency import LatencyTable
-from mixpath.evaluation.layerwise import layer_parts, reference_choice
+from mixpath.evaluation.layerwise import layer_parts, reference_architecture
 from mixpath.evaluation.modules import model_device, restored_modes
 from mixpath.spaces import Architecture, LayerChoice, SearchSpace
 from mixpath.supernet import build_standalone
@@ -94,7 +94,7 @@ class CostModel:
         self.latency = latency
         self._build = build if build is not None else (lambda arch: build_standalone(space, arch))
         self._parts = layer_parts(space) if build is None else None
-        self._reference = Architecture(tuple(reference_choice(space, i) for i in range(space.n_layers)))
+        self._reference = reference_architecture(space)
         self._tables: list[dict[LayerChoice, tuple[int, int]]] = [{} for _ in space.layers]
         if self._parts is not None:
             with torch.device("meta"):

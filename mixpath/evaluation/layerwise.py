@@ -5,9 +5,10 @@ module that runs exactly what the stand-alone model runs for that layer, and the
 A family declares that with a ``LayerParts`` factory (``register_layer_parts``). Families without one
 still get exact costs from ``CostModel`` by whole-model differences, only slower to tabulate.
 
-For ``mbconv``: the stem (and separable block) and the head are fixed; layer i is an
-``InvertedResidual`` of its choice at the input resolution layer i sees (fixed by the space's strides,
-whatever the choices).
+``SequentialParts`` covers families whose stand-alone model runs its top-level modules one after the
+other with ``layers[i]`` as searchable layer i (``mbconv``: stem, separable block, layers, head;
+``shufflenet``: stem, layers, head): the fixed parts are the other top-level modules, every input shape
+is recorded once from a reference model, and the family only says how to build one layer alone.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mixpath.spaces import LayerChoice, SearchSpace
-from mixpath.supernet import mbconv_head, mbconv_stem_modules
+from mixpath.spaces import Architecture, LayerChoice, LayerSpec, SearchSpace
+from mixpath.supernet import build_standalone
 from mixpath.supernet.mbconv import InvertedResidual
+from mixpath.supernet.shufflenet import ChoiceBlock, mid_channels
 
 
 @dataclass(frozen=True)
@@ -54,39 +56,55 @@ def reference_choice(space: SearchSpace, index: int) -> LayerChoice:
     return LayerChoice.of(spec.ops[:1], **{key: values[0] for key, values in spec.options})
 
 
-class MBConvParts(LayerParts):
-    def __init__(self, space: SearchSpace):
+def reference_architecture(space: SearchSpace) -> Architecture:
+    return Architecture(tuple(reference_choice(space, i) for i in range(space.n_layers)))
+
+
+class SequentialParts(LayerParts):
+    """Parts of a stand-alone model that runs its top-level modules in order, ``layers[i]`` being layer i.
+
+    ``make_layer(spec, choice)`` builds searchable layer i alone. Layer shapes are fixed by the space,
+    so one forward pass of a reference model (uninitialised, on the CPU) records every input shape.
+    """
+
+    def __init__(self, space: SearchSpace, make_layer: Callable[[LayerSpec, LayerChoice], nn.Module]):
         self.space = space
-        self.stem_shapes: list[tuple[int, ...]] = []
-        self.layer_shapes: list[tuple[int, ...]] = []
+        self.make_layer = make_layer
         with torch.device("meta"):
-            stem = mbconv_stem_modules(space)
-            layers = [InvertedResidual(spec, reference_choice(space, i)) for i, spec in enumerate(space.layers)]
-        x = torch.zeros(1, *space.input_shape)
-        with torch.no_grad():
-            for module in stem:
-                self.stem_shapes.append(tuple(x.shape[1:]))
-                x = _shapes_only(module)(x)
-            for layer in layers:
-                self.layer_shapes.append(tuple(x.shape[1:]))
-                x = _shapes_only(layer)(x)
-        self.head_shape = tuple(x.shape[1:])
+            model = build_standalone(space, reference_architecture(space))
+        model = model.to_empty(device="cpu").eval()
+        shapes: dict[nn.Module, tuple[int, ...]] = {}
+
+        def remember(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+            shapes[module] = tuple(inputs[0].shape[1:])
+
+        handles = [m.register_forward_pre_hook(remember) for m in (*model.children(), *model.layers)]
+        try:
+            with torch.no_grad():
+                model(torch.zeros(1, *space.input_shape))
+        finally:
+            for handle in handles:
+                handle.remove()
+        self.fixed_shapes = {name: shapes[m] for name, m in model.named_children() if name != "layers" and m in shapes}
+        self.layer_shapes = [shapes[layer] for layer in model.layers]
 
     def fixed(self) -> list[Part]:
-        stem = [Part(m, shape) for m, shape in zip(mbconv_stem_modules(self.space), self.stem_shapes, strict=True)]
-        return [*stem, Part(mbconv_head(self.space), self.head_shape)]
+        model = build_standalone(self.space, reference_architecture(self.space))
+        modules = dict(model.named_children())
+        return [Part(modules[name], shape) for name, shape in self.fixed_shapes.items()]
 
     def layer(self, index: int, choice: LayerChoice) -> Part:
-        return Part(InvertedResidual(self.space.layers[index], choice), self.layer_shapes[index])
+        return Part(self.make_layer(self.space.layers[index], choice), self.layer_shapes[index])
 
 
-def _shapes_only(module: nn.Module) -> nn.Module:
-    """A meta-device ``module`` on the CPU with uninitialised weights, in eval mode: enough to learn the
-    shape it outputs, without paying for initialisation."""
-    return module.to_empty(device="cpu").eval()
+def _shufflenet_block(spec: LayerSpec, choice: LayerChoice) -> nn.Module:
+    return ChoiceBlock(spec, choice.paths[0], mid_channels(spec, choice.option("c")), supernet=False)
 
 
-_FACTORIES: dict[str, Callable[[SearchSpace], LayerParts]] = {"mbconv": MBConvParts}
+_FACTORIES: dict[str, Callable[[SearchSpace], LayerParts]] = {
+    "mbconv": lambda space: SequentialParts(space, InvertedResidual),
+    "shufflenet": lambda space: SequentialParts(space, _shufflenet_block),
+}
 
 
 def register_layer_parts(family: str, factory: Callable[[SearchSpace], LayerParts]) -> None:
