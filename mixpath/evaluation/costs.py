@@ -38,7 +38,7 @@ CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     """Multiply-adds of conv and linear layers in one forward pass of one sample of ``input_shape``.
 
-    Runs on the model's device (``meta`` works) in eval mode without gradients; training flags are kept.
+    Runs on the model's device in eval mode without gradients; training flags are kept.
     """
     total = 0
 
@@ -69,7 +69,7 @@ def _conv_fan_in(conv: nn.Module) -> int:
 
 def _count(module: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, int]:
     """(multiply-adds, parameters) of a module built on the meta device: it gets uninitialised CPU memory
-    first (counting needs shapes only, and skipping initialisation makes a table ~2x faster to fill)."""
+    first (counting needs shapes only, and skipping the initialisation makes tables faster to fill)."""
     module = module.to_empty(device="cpu")
     return count_macs(module, input_shape), count_params(module)
 

@@ -26,7 +26,7 @@ from mixpath.data import Dataset
 from mixpath.device import resolve_device
 from mixpath.errors import MixPathError
 from mixpath.evaluation.cache import EvalCache, fingerprint
-from mixpath.evaluation.calibration import CalibrationSettings
+from mixpath.evaluation.calibration import CalibrationSettings, check_count
 from mixpath.evaluation.costs import CostModel
 from mixpath.evaluation.modules import model_device, restored_modes, synchronize
 from mixpath.spaces import Architecture
@@ -44,6 +44,7 @@ def score(
     Runs ``model(x, arch)`` (or ``model(x)`` when ``arch`` is None) in eval and inference mode, in
     batches of ``batch_size`` moved to the model's device; the training flags are restored afterwards.
     """
+    check_count("batch_size", batch_size)
     if len(x) == 0:
         raise MixPathError("nothing to score: the split holds no images")
     device = model_device(model)
@@ -119,8 +120,7 @@ class SupernetEvaluator:
     ) -> None:
         if not hasattr(supernet, "space") or not hasattr(supernet, "m"):
             raise MixPathError(f"{type(supernet).__name__} is not a mixpath supernet (it needs .space and .m)")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise MixPathError(f"batch_size={batch_size!r} must be an int >= 1")
+        check_count("batch_size", batch_size)
         if len(dataset.val_y) == 0:
             raise MixPathError(f"dataset {dataset.name!r} has no validation split; load it with val_size > 0")
         self.supernet = supernet
