@@ -75,17 +75,17 @@ def _sbn_section(run: Any, out: Path) -> dict[str, Any]:
     if run.config.bn_policy != "shadow" or run.supernet.m < 2:
         return {"skipped": f"needs bn_policy shadow and m >= 2 (run has {run.config.bn_policy}, m={run.supernet.m})"}
     entries = shadow_bn_statistics(run.supernet)
-    if "1/2" in entries[0]["mu_ratio"]:
-        layer_lines(
-            {
-                "mu(SBN_1)/mu(SBN_2), median": [e["mu_ratio"]["1/2"]["median"] for e in entries],
-                "var(SBN_1)/var(SBN_2), median": [e["var_ratio"]["1/2"]["median"] for e in entries],
-                "gamma cosine SBN_1 vs SBN_2": [e["gamma"]["1/2"]["cosine"] for e in entries],
-            },
-            out / "sbn_ratios.png",
-            "ratio / cosine",
-            "Shadow BN statistics per (layer, expansion); paper: 0.5 and 0.25",
-        )
+    nan = {"median": float("nan"), "cosine": float("nan")}
+    layer_lines(
+        {
+            "mu(SBN_1)/mu(SBN_2), median": [e["mu_ratio"].get("1/2", nan)["median"] for e in entries],
+            "var(SBN_1)/var(SBN_2), median": [e["var_ratio"].get("1/2", nan)["median"] for e in entries],
+            "gamma cosine SBN_1 vs SBN_2": [e["gamma"].get("1/2", nan)["cosine"] for e in entries],
+        },
+        out / "sbn_ratios.png",
+        "ratio / cosine",
+        "Shadow BN statistics per (layer, expansion); paper: 0.5 and 0.25",
+    )
     return {"summary": sbn_summary(entries), "layers": entries}
 
 
