@@ -25,6 +25,7 @@ copied to every rank at each checkpoint. Rank 0 alone writes files, logs and pro
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import logging
 import math
@@ -107,6 +108,16 @@ def prepare_run(config: TrainConfig | None, run_dir: Path, resume: bool) -> Trai
     return config
 
 
+def _prepare_on_main(config: TrainConfig | None, run_dir: Path, resume: bool, world: int) -> TrainConfig:
+    """``prepare_run`` plus the batch split check, before anything is written for a new run."""
+    if config is not None:
+        check_batch_split(config, world)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    saved = prepare_run(config, run_dir, resume)
+    check_batch_split(saved, world)
+    return saved
+
+
 def check_batch_split(config: TrainConfig, world: int) -> None:
     """The global batch must split evenly over ``world`` processes x ``config.micro_batches``."""
     parts = world * config.micro_batches
@@ -154,20 +165,15 @@ def train_supernet(
 
     ``stop_after_steps`` ends the call after that many optimizer steps (checkpointing first): a way to
     run long trainings in chunks, and how the tests kill a run at a known point.
+
+    Under torchrun every process calls this with the same arguments; it joins the process group itself
+    (``device`` ``auto`` or ``cuda`` then means ``cuda:LOCAL_RANK``) and only rank 0 touches ``run_dir``.
     """
     run_dir = Path(run_dir)
     device = distributed.setup(device)
-    world = distributed.world_size()
-
-    def prepare() -> TrainConfig:
-        if config is not None:
-            check_batch_split(config, world)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        saved = prepare_run(config, run_dir, resume)
-        check_batch_split(saved, world)
-        return saved
-
-    config = distributed.run_on_main(prepare)
+    config = distributed.run_on_main(
+        functools.partial(_prepare_on_main, config, run_dir, resume, distributed.world_size())
+    )
     handler = logging.FileHandler(run_dir / LOG_FILE) if distributed.is_main() else logging.NullHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     log.addHandler(handler)
