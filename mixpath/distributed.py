@@ -77,8 +77,8 @@ def setup(device: str | torch.device = "auto", timeout_minutes: float = 30.0) ->
         index = local_rank() if resolved.index is None else resolved.index
         if index >= torch.cuda.device_count():
             raise MixPathError(
-                f"LOCAL_RANK {index} has no GPU: this machine has {torch.cuda.device_count()}; "
-                "launch at most that many processes per node (torchrun --nproc_per_node)"
+                f"rank {os.environ.get('RANK', '?')} wants GPU cuda:{index}, but this machine has "
+                f"{torch.cuda.device_count()}; launch at most that many processes per machine (--nproc_per_node)"
             )
         resolved = torch.device("cuda", index)
         torch.cuda.set_device(resolved)
