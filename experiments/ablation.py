@@ -89,11 +89,11 @@ def gt_part_path(seed: int, part: int, parts: int) -> Path:
 def merge_ground_truth(seed: int) -> list:
     """Join the part files of ``seed`` into ``gt_path(seed)``, in the order of the architecture list."""
     order = {arch: i for i, arch in enumerate(get_space(PROTOCOL["space"]).format(a) for a in gt_archs())}
-    rows = [
-        row
-        for part in sorted((OUT / "parts").glob(f"groundtruth_seed{seed}_part*.csv"))
-        for row in GroundTruthFile(part).read()
-    ]
+    by_arch = {}
+    for part in sorted((OUT / "parts").glob(f"groundtruth_seed{seed}_part*.csv")):
+        for row in GroundTruthFile(part).read():
+            by_arch.setdefault(row.arch, row)  # two workers sharing a part may both train the arch they meet at
+    rows = list(by_arch.values())
     rows.sort(key=lambda row: order[row.arch])
     target = gt_path(seed)
     target.unlink(missing_ok=True)
@@ -124,14 +124,29 @@ def record_runtime(stage: str, seconds: float) -> None:
         handle.write(line + "\n")
 
 
-def stage_gt(seed: int, part: int, parts: int) -> None:
-    """Train part ``part`` (1-based) of ``parts`` of the ground-truth list (every parts-th architecture)."""
+def stage_gt(seed: int, part: int, parts: int, reverse: bool = False) -> None:
+    """Train part ``part`` (1-based) of ``parts`` of the ground-truth list (every parts-th architecture).
+
+    ``reverse`` walks the part from its end into its own file, so a second worker can share a part with a
+    first one; each worker skips architectures any part file of this seed already holds.
+    """
+    space = get_space(PROTOCOL["space"])
     archs = gt_archs()
     if seed != PROTOCOL["gt_seed"]:
         archs = archs[:: PROTOCOL["noise_every"]]
+    archs = archs[part - 1 :: parts]
+    if reverse:
+        archs = archs[::-1]
     recipe = Recipe(epochs=PROTOCOL["gt_epochs"])
     out = gt_part_path(seed, part, parts)
-    build_ground_truth(get_space(PROTOCOL["space"]), dataset(), archs[part - 1 :: parts], recipe, out, seed=seed)
+    if reverse:
+        out = out.with_name(out.stem + "_reverse.csv")
+    data = dataset()
+    for arch in archs:
+        parts_files = (OUT / "parts").glob(f"groundtruth_seed{seed}_part*.csv")
+        done = {row.arch for path in parts_files for row in GroundTruthFile(path).read()}
+        if space.format(arch) not in done:
+            build_ground_truth(space, data, [arch], recipe, out, seed=seed)
 
 
 def train_config(name: str) -> TrainConfig:
@@ -301,7 +316,7 @@ def write_ablation_markdown(results: dict) -> None:
 def stage_report() -> None:
     from mixpath.reporting import run_report
 
-    run_report(RUNS / "shadow", RESULTS / "ablation_report")
+    run_report(RUNS / "shadow", RESULTS / "ablation_report", n_archs=30, calib_size=PROTOCOL["calib_size"])
 
 
 def main(argv: list[str]) -> None:
@@ -309,6 +324,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("stage", choices=["gt", "supernets", "rank", "report", "all"])
     parser.add_argument("--seed", type=int, default=PROTOCOL["gt_seed"], help="ground-truth training seed")
     parser.add_argument("--part", default="1/1", help="gt: train part i of n of the list (i/n), for parallel chunks")
+    parser.add_argument("--reverse", action="store_true", help="gt: walk the part from its end (a second worker)")
     parser.add_argument("--only", default=",".join(SUPERNETS), help="comma-separated supernets to train")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: two stages side by side)")
     args = parser.parse_args(argv)
@@ -320,7 +336,7 @@ def main(argv: list[str]) -> None:
     for stage in stages:
         started = time.perf_counter()
         if stage == "gt":
-            stage_gt(args.seed, part, parts)
+            stage_gt(args.seed, part, parts, args.reverse)
         elif stage == "gt-noise":
             stage_gt(PROTOCOL["noise_seed"], part, parts)
         elif stage == "supernets":
@@ -331,7 +347,8 @@ def main(argv: list[str]) -> None:
             stage_report()
         if stage.startswith("gt"):
             seed = args.seed if stage == "gt" else PROTOCOL["noise_seed"]
-            record_runtime(f"ground truth seed {seed} part {part}/{parts}", time.perf_counter() - started)
+            which = " reverse" if args.reverse else ""
+            record_runtime(f"ground truth seed {seed} part {part}/{parts}{which}", time.perf_counter() - started)
         log.info("stage %s finished in %.0f s", stage, time.perf_counter() - started)
 
 
