@@ -8,6 +8,7 @@ import random
 
 import numpy as np
 import pytest
+import torch
 
 from mixpath.errors import MixPathError
 from mixpath.ranking import GroundTruthFile, GroundTruthRow, stratified_sample
@@ -20,6 +21,7 @@ from mixpath.training import TrainConfig, load_run, train_supernet
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """A tiny shadow-BN supernet trained for 8 steps on 512 digits images."""
+    torch.set_num_threads(1)  # module fixtures run before the autouse one-thread fixture
     run_dir = tmp_path_factory.mktemp("run") / "tiny"
     config = TrainConfig(space="tiny", data="digits", epochs=1, batch_size=64, train_subset=512, eval_archs=1)
     train_supernet(config, run_dir, progress=False, device="cpu")
@@ -61,12 +63,12 @@ def test_shadow_bn_statistics_are_finite(tiny_run):
 
 def test_run_report_writes_json_and_plots(tiny_run, tmp_path):
     out = tmp_path / "report"
-    report = run_report(tiny_run, out, images=16, n_archs=3, calib_size=64)
+    report = run_report(tiny_run, out, images=16, n_archs=2, calib_size=64)
     for name in ("report.json", "cosine_by_layer.png", "cosine_layer0.png", "oneshot_accuracy_hist.png"):
         assert (out / name).stat().st_size > 0
     saved = json.loads((out / "report.json").read_text())
     assert set(saved["oneshot"]["by_m"]) == {"1", "2", "3", "4"}
-    assert all(len(v["accuracies"]) == 3 for v in saved["oneshot"]["by_m"].values())
+    assert all(len(v["accuracies"]) == 2 for v in saved["oneshot"]["by_m"].values())
     assert _finite(saved["sbn"]["summary"]) and _finite(saved["similarity"]["layers"][0]["matrix"])
     assert report["similarity"]["layers"][0]["mean_single_path_cosine"] <= 1.0
 
