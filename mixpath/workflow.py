@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mixpath import distributed
 from mixpath.evaluation import CostModel, LatencyTable, SupernetEvaluator, build_latency_table, evaluate_standalone
+from mixpath.evaluation.sharded import ShardedEvaluator
 from mixpath.export import export_model
 from mixpath.io import write_json
-from mixpath.search import SearchConfig, SearchResult, make_searcher
+from mixpath.search import Evaluator, SearchConfig, SearchResult, make_searcher
 from mixpath.spaces import Architecture
 from mixpath.training import Run, TrainConfig, load_run, train_supernet
 
@@ -81,17 +83,31 @@ def search_supernet(
     progress: bool = True,
     device: str = "auto",
 ) -> tuple[SearchResult, Path]:
-    """Search a trained supernet; results, front and plot go to ``out_dir`` (default RUN/search-ALGO)."""
-    run = load_run(run_dir, device)
+    """Search a trained supernet; results, front and plot go to ``out_dir`` (default RUN/search-ALGO).
+
+    Under torchrun every process runs the same search and scores its share of each generation
+    (``ShardedEvaluator``); all reach the same result, and only rank 0 writes the results and plot.
+    """
+    run = load_run(run_dir, distributed.setup(device))
     out = Path(out_dir) if out_dir is not None else run.run_dir / f"search-{algo}"
     wants_latency = "latency" in config.objectives or "latency" in config.constraints
     costs = cost_model_for(run, wants_latency, progress)
-    evaluator = supernet_evaluator(run, settings, costs)
+    evaluator: Evaluator = supernet_evaluator(run, settings, costs)
+    if distributed.world_size() > 1:
+        evaluator = ShardedEvaluator(evaluator)
     result = make_searcher(algo).run(
-        run.space, run.config.m, evaluator, config, cost_model=costs, state_dir=out, resume=resume, progress=progress
+        run.space,
+        run.config.m,
+        evaluator,
+        config,
+        cost_model=costs,
+        state_dir=out,
+        resume=resume,
+        progress=progress and distributed.is_main(),
     )
-    result.save(out)
-    result.plot(out / "front.png")
+    if distributed.is_main():
+        result.save(out)
+        result.plot(out / "front.png")
     return result, out
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from mixpath import distributed
 from mixpath.cli import app
 from mixpath.errors import MixPathError
 from mixpath.search import SearchConfig, make_searcher
@@ -101,6 +102,8 @@ def search(
             raise MixPathError("give a trained run folder, or --benchmark nb201 to search a benchmark table")
         settings = _settings(calibrate, calib_size, calib_batches)
         result, out = search_supernet(run, algo, config, settings=settings, out_dir=out, resume=resume, device=device)
+    if not distributed.is_main():
+        return
     best = best_of_front(result)
     typer.echo(f"evaluated {len(result.evaluated)} architectures, {len(result.front)} on the front")
     typer.echo(f"most accurate on the front: {result.space.format(best)}")

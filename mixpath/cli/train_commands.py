@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from mixpath import distributed
 from mixpath.cli import app
 from mixpath.errors import MixPathError
 from mixpath.spaces import list_spaces
@@ -40,6 +41,8 @@ def train(
     seed: int = typer.Option(0),
     train_subset: int = typer.Option(None, help="Train on only this many training images (fast experiments)."),
     checkpoint_every: int = typer.Option(0, help="Also checkpoint every N steps within an epoch."),
+    amp: str = typer.Option("off", help="Mixed precision: off, bf16 or fp16 (fp16 needs CUDA)."),
+    micro_batches: int = typer.Option(1, help="Split each (per-process) batch into this many BN batches."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --run with its saved settings."),
 ) -> None:
@@ -67,8 +70,12 @@ def train(
             seed=seed,
             train_subset=train_subset,
             checkpoint_every=checkpoint_every,
+            amp=amp,
+            micro_batches=micro_batches,
         )
     result = train_supernet(config, run, resume=resume, device=device)
+    if not distributed.is_main():
+        return
     last = result.last
     typer.echo(
         f"trained {run}: epoch {last.get('epoch')}, train loss {last.get('train_loss')}, "
