@@ -8,7 +8,6 @@ run_pipeline("runs/demo")                               # all three with the def
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +21,6 @@ from mixpath.io import write_json
 from mixpath.search import Evaluator, SearchConfig, SearchResult, make_searcher
 from mixpath.spaces import Architecture
 from mixpath.training import Run, TrainConfig, load_run, train_supernet
-
-log = logging.getLogger("mixpath")
 
 LATENCY_FILE = "latency_table.json"
 
