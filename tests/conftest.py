@@ -9,11 +9,9 @@ import torch
 
 from mixpath.spaces import get_space
 
-
-@pytest.fixture(autouse=True)
-def _few_threads():
-    """Tiny models run fastest on one thread, and tests must not fight each other for the 2 cores."""
-    torch.set_num_threads(1)
+# Tiny models run fastest on one thread, and tests must not fight each other for the 2 cores. Set at
+# import, not in a fixture, so module-scoped fixtures that train models get it too.
+torch.set_num_threads(1)
 
 
 @pytest.fixture

@@ -37,15 +37,6 @@ OFFICIAL_HASH = "00005c142e6f48ac74fdcf73e3439874"
 OFFICIAL_PARAMS = 8_555_530
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny forward passes run much faster on one thread when other processes share the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def rows() -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(read_shipped_table("nb101_cifar10_500.csv"))))

@@ -35,15 +35,6 @@ DATASETS = {  # column prefix -> (input shape, classes)
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny forward passes run much faster on one thread when other processes share the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def zc_rows() -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(read_shipped_table("nb201_zc_491.csv"))))

@@ -8,7 +8,6 @@ import random
 
 import numpy as np
 import pytest
-import torch
 
 from mixpath.errors import MixPathError
 from mixpath.ranking import GroundTruthFile, GroundTruthRow, stratified_sample
@@ -21,7 +20,6 @@ from mixpath.training import TrainConfig, load_run, train_supernet
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """A tiny shadow-BN supernet trained for 8 steps on 512 digits images."""
-    torch.set_num_threads(1)  # module fixtures run before the autouse one-thread fixture
     run_dir = tmp_path_factory.mktemp("run") / "tiny"
     config = TrainConfig(space="tiny", data="digits", epochs=1, batch_size=64, train_subset=512, eval_archs=1)
     train_supernet(config, run_dir, progress=False, device="cpu")
