@@ -5,6 +5,7 @@ ReLU6 branch per kernel; the active branches are summed, projected by a 1x1 conv
 the BN policy's norm; a residual is added when stride is 1 and channels match. The supernet layer
 holds every ratio and kernel; the stand-alone layer holds only one ratio and its active kernels.
 Both run the same function, so a subnet with inherited weights computes exactly what the supernet does.
+In training, the active branches run fused (``mixpath.supernet.branch_sum``): same values, less memory.
 
 Two fixed per-layer settings (``LayerSpec.attrs``) serve the ImageNet spaces: ``act`` (``relu6`` by
 default, ``relu`` or ``swish``) for the expansion and depthwise stages, and ``se`` (a ratio; 0 = none),
@@ -22,6 +23,7 @@ from torch import nn
 from mixpath.errors import MixPathError
 from mixpath.spaces import LayerChoice, LayerSpec
 from mixpath.supernet.bn_policies import PathNorm, make_path_norm
+from mixpath.supernet.branch_sum import branch_sum
 
 ACTIVATIONS = ("relu6", "relu", "swish")
 
@@ -96,10 +98,7 @@ def inverted_residual(
     se: nn.Module | None = None,
 ) -> torch.Tensor:
     """Sum the active depthwise branches of one expansion, apply SE, project, scale, normalise, add the residual."""
-    hidden = expand(x)
-    summed = branches[0](hidden)
-    for branch in branches[1:]:
-        summed = summed + branch(hidden)
+    summed = branch_sum(expand(x), branches)
     if se is not None:
         summed = se(summed)
     out = project(summed)

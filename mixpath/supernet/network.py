@@ -56,10 +56,21 @@ def _stem_modules(model: nn.Module, space: SearchSpace) -> None:
 
 
 class MBConvSupernet(nn.Module):
-    """Every candidate weight of an ``mbconv`` space; ``forward(x, arch)`` runs only the active paths."""
+    """Every candidate weight of an ``mbconv`` space; ``forward(x, arch)`` runs only the active paths.
 
-    def __init__(self, space: SearchSpace, m: int, bn_policy: str = "shadow"):
+    ``memory_format``: the layout of the weights and activations. Channels-last (the default) is what
+    oneDNN's depthwise kernels want on the CPU; NCHW computes the same up to float rounding.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        m: int,
+        bn_policy: str = "shadow",
+        memory_format: torch.memory_format = torch.channels_last,
+    ):
         super().__init__()
+        self.memory_format = memory_format
         if bn_policy not in BN_POLICIES:
             raise MixPathError(f"unknown BN policy {bn_policy!r}; choose one of: {', '.join(BN_POLICIES)}")
         self.space = space
@@ -69,9 +80,10 @@ class MBConvSupernet(nn.Module):
         self.layers = nn.ModuleList(MultiPathInvertedResidual(spec, m, bn_policy) for spec in space.layers)
         self.head = mbconv_head(space)
         init_weights(self)
+        self.to(memory_format=memory_format)
 
     def forward(self, x: torch.Tensor, arch: Architecture) -> torch.Tensor:
-        x = self.stem(x)
+        x = self.stem(x.contiguous(memory_format=self.memory_format))
         if self.sep is not None:
             x = self.sep(x)
         for layer, choice in zip(self.layers, arch.layers, strict=True):
@@ -81,7 +93,7 @@ class MBConvSupernet(nn.Module):
     def extract(self, arch: Architecture) -> MBConvStandalone:
         """A stand-alone model of ``arch`` carrying the supernet's weights (its SBN_k for k paths)."""
         self.space.validate(arch, self.m)
-        model = MBConvStandalone(self.space, arch, self.bn_policy)
+        model = MBConvStandalone(self.space, arch, self.bn_policy, self.memory_format)
         model.stem.load_state_dict(self.stem.state_dict())
         if self.sep is not None:
             model.sep.load_state_dict(self.sep.state_dict())
@@ -96,10 +108,18 @@ class MBConvStandalone(nn.Module):
 
     ``bn_policy="scaled"`` keeps the 1/k factor of the simple-scaling baseline so inherited weights
     compute the same function; for training from scratch the factor is harmless (a BN follows it).
+    ``memory_format`` as in ``MBConvSupernet``.
     """
 
-    def __init__(self, space: SearchSpace, arch: Architecture, bn_policy: str = "shadow"):
+    def __init__(
+        self,
+        space: SearchSpace,
+        arch: Architecture,
+        bn_policy: str = "shadow",
+        memory_format: torch.memory_format = torch.channels_last,
+    ):
         super().__init__()
+        self.memory_format = memory_format
         self.arch = arch
         _stem_modules(self, space)
         self.layers = nn.Sequential(
@@ -110,9 +130,10 @@ class MBConvStandalone(nn.Module):
         )
         self.head = mbconv_head(space)
         init_weights(self)
+        self.to(memory_format=memory_format)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
+        x = self.stem(x.contiguous(memory_format=self.memory_format))
         if self.sep is not None:
             x = self.sep(x)
         return self.head(self.layers(x))

@@ -1,0 +1,171 @@
+"""Supernet training speed and memory of one configuration, in this process; prints one JSON line.
+
+    python benchmarks/bench_training.py --impl mixpath --space fmnist-s1 --m 4
+    python benchmarks/bench_training.py --impl reference --space cifar-s1 --m 1 --steps 2 --warmup 1
+
+Both implementations run the same loop on the same architectures (MixPath's sampler with derived seeds)
+and the same synthetic batch: zero_grad(set_to_none), forward, cross-entropy, backward, gradient clipping
+at 5, SGD with momentum and weight decay (DESIGN.md section 4). Data loading and augmentation are left out
+(they are the same for both). Run each configuration in a fresh process (``run_all.py`` does) so that the
+peak resident memory belongs to it alone.
+
+Reported: ``images_per_s`` over the timed steps (wall clock); ``step_s`` per timed step;
+``cpu_images_per_s``, the same per second of this process's CPU time (steadier than the wall clock when
+other jobs share the cores, but it counts threads spinning in OpenMP barriers as work); ``rss_mb`` after the model,
+optimizer and batch exist; ``peak_rss_mb`` (the process's maximum resident memory); ``train_mb`` =
+peak - rss, what training adds; ``saved_mb``, the largest total size of the tensors autograd keeps for
+the backward pass over the timed architectures (activations; counted once per storage), which is what
+recomputation and fusion reduce and, unlike the resident size, does not depend on the allocator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from reference_supernet import ReferenceSupernet  # noqa: E402
+
+from mixpath.spaces import Architecture, get_space  # noqa: E402
+from mixpath.supernet import MBConvSupernet  # noqa: E402
+from mixpath.supernet.branch_sum import fused_branches  # noqa: E402
+from mixpath.training.samplers import make_sampler  # noqa: E402
+from mixpath.training.seeding import step_rng  # noqa: E402
+
+IMPLS = ("mixpath", "reference")
+
+
+def rss_mb() -> float:
+    """Current resident memory of this process, in MiB."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def peak_rss_mb() -> float:
+    """Maximum resident memory of this process so far, in MiB (Linux reports kiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def architectures(space_name: str, m: int, seed: int, count: int) -> list[Architecture]:
+    """The architectures MixPath's sampler trains at steps 0..count-1 of epoch 0 (m=1: single paths)."""
+    sampler = make_sampler("mixpath", get_space(space_name), m)
+    return [sampler.step_architectures(step_rng(seed, "arch", 0, step))[0] for step in range(count)]
+
+
+def build(impl: str, space_name: str, m: int, channels_last: bool = True) -> torch.nn.Module:
+    torch.manual_seed(0)
+    space = get_space(space_name)
+    if impl == "reference":
+        return ReferenceSupernet(space, m)
+    return MBConvSupernet(space, m, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
+def saved_bytes(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, arch: Architecture) -> int:
+    """Total size of the tensors autograd saves for backward in one training forward pass (each storage once)."""
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        F.cross_entropy(model(x, arch), y)
+    return sum(storages.values())
+
+
+def measure(
+    impl: str,
+    space_name: str,
+    m: int,
+    *,
+    batch: int = 96,
+    steps: int = 8,
+    warmup: int = 2,
+    seed: int = 0,
+    fused: bool = True,
+    channels_last: bool = True,
+) -> dict:
+    """Time ``steps`` training steps after ``warmup`` untimed ones; see the module doc for the fields.
+    ``fused`` and ``channels_last`` switch mixpath's fast paths off, to measure what each one brings."""
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    space = get_space(space_name)
+    model = build(impl, space_name, m, channels_last).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, *space.input_shape, generator=generator)
+    y = torch.randint(0, space.num_classes, (batch,), generator=generator)
+    archs = architectures(space_name, m, seed, warmup + steps)
+    rss = rss_mb()
+
+    def step(arch: Architecture) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x, arch), y).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+
+    times, cpu_times = [], []
+    with fused_branches(fused):
+        for i, arch in enumerate(archs):
+            start, cpu_start = time.perf_counter(), time.process_time()
+            step(arch)
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+                cpu_times.append(time.process_time() - cpu_start)
+        peak = peak_rss_mb()
+        saved = max(saved_bytes(model, x, y, arch) for arch in archs[warmup:]) / 2**20
+    return {
+        "impl": impl,
+        "space": space_name,
+        "m": m,
+        "batch": batch,
+        "fused": fused,
+        "channels_last": channels_last,
+        "threads": torch.get_num_threads(),
+        "images_per_s": batch * len(times) / sum(times),
+        "step_s": times,
+        "cpu_images_per_s": batch * len(cpu_times) / sum(cpu_times),
+        "rss_mb": rss,
+        "peak_rss_mb": peak,
+        "train_mb": peak - rss,
+        "saved_mb": saved,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--impl", choices=IMPLS, default="mixpath")
+    parser.add_argument("--space", default="fmnist-s1")
+    parser.add_argument("--m", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=96)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--plain", action="store_true", help="mixpath without fused branches")
+    parser.add_argument("--nchw", action="store_true", help="mixpath without channels-last")
+    args = parser.parse_args()
+    result = measure(
+        args.impl,
+        args.space,
+        args.m,
+        batch=args.batch,
+        steps=args.steps,
+        warmup=args.warmup,
+        seed=args.seed,
+        fused=not args.plain,
+        channels_last=not args.nchw,
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

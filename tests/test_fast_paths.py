@@ -1,0 +1,228 @@
+"""The fast paths compute what the plain paths compute: fused branches, channels-last, the CLI runtime."""
+
+from __future__ import annotations
+
+import copy
+import random
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from mixpath.allocator import SWITCH, fast_runtime_env, find_allocator
+from mixpath.evaluation import calibrate_bn
+from mixpath.spaces import SearchSpace, get_space
+from mixpath.supernet import MBConvSupernet, build_supernet, dw_kernel
+from mixpath.supernet.branch_sum import branch_sum, fused_branches
+from mixpath.supernet.mbconv import SqueezeExcite, depthwise_branch
+
+RTOL = 1e-5
+
+
+def _grads(model: nn.Module) -> dict[str, torch.Tensor | None]:
+    return {name: p.grad for name, p in model.named_parameters()}
+
+
+def _assert_close_to_scale(got: dict, want: dict) -> None:
+    """Same parameters got a gradient, and every gradient agrees to RTOL x the largest gradient: gradients
+    that are zero in exact arithmetic (a BN bias before a train-mode BN) are pure rounding noise, so an
+    element-wise relative test would measure noise."""
+    assert {k for k, g in got.items() if g is None} == {k for k, g in want.items() if g is None}
+    scale = max(g.abs().max().item() for g in want.values() if g is not None)
+    for name, g in want.items():
+        if g is not None:
+            torch.testing.assert_close(got[name], g, rtol=0, atol=RTOL * scale, msg=name)
+
+
+def _train_step(model: nn.Module, x: torch.Tensor, *arch) -> torch.Tensor:
+    model.train()
+    model.zero_grad(set_to_none=True)
+    out = model(x, *arch)
+    (out.square().sum() + out.sum()).backward()
+    return out.detach()
+
+
+@pytest.mark.parametrize("act", ["relu6", "relu", "swish"])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_fused_branches_equal_the_modules(act, stride):
+    torch.manual_seed(0)
+    branches = nn.ModuleList(depthwise_branch(8, k, stride, act) for k in (3, 5, 9)).double()
+    for branch in branches:  # non-trivial BN affine parameters and statistics
+        nn.init.uniform_(branch[1].weight, 0.5, 1.5)
+        nn.init.uniform_(branch[1].bias, -0.5, 0.5)
+    branches[1][1].momentum = None  # cumulative average, counted by num_batches_tracked
+    x = torch.randn(4, 8, 9, 9, dtype=torch.float64)
+    results = []
+    for fused in (True, False):
+        copies = copy.deepcopy(branches)
+        hidden = x.clone().requires_grad_()
+        with fused_branches(fused):
+            for _ in range(2):  # twice: the second step starts from updated running statistics
+                out = branch_sum(hidden, list(copies))
+                out.backward(torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out))
+        results.append((out, hidden.grad, [p.grad for p in copies.parameters()], list(copies.buffers())))
+    (out, hgrad, pgrads, buffers), (out0, hgrad0, pgrads0, buffers0) = results
+    torch.testing.assert_close(out, out0, rtol=RTOL, atol=0)
+    torch.testing.assert_close(hgrad, hgrad0, rtol=RTOL, atol=1e-12)
+    for got, want in zip(pgrads, pgrads0, strict=True):
+        torch.testing.assert_close(got, want, rtol=RTOL, atol=1e-12)
+    for got, want in zip(buffers, buffers0, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    assert int(buffers[2]) == 2  # num_batches_tracked of the first branch's BN
+
+
+def _swish_se_space() -> SearchSpace:
+    """The tiny space with S3's layer settings: swish activations and squeeze-and-excitation."""
+    tiny = get_space("tiny")
+    layers = tuple(replace(spec, attrs=(("act", "swish"), ("se", 0.25))) for spec in tiny.layers)
+    return replace(tiny, name="tiny-swish-se", layers=layers)
+
+
+@pytest.mark.parametrize("name", ["fmnist-s1", "swish-se"])
+def test_fused_supernet_equals_plain_supernet(name):
+    """Whole supernets on random architectures, in float64 so that only a real difference would show."""
+    space = _swish_se_space() if name == "swish-se" else get_space(name)
+    torch.manual_seed(0)
+    net = build_supernet(space, 2).double()
+    x = torch.randn(4, *space.input_shape, dtype=torch.float64)
+    arch = space.random_architecture(random.Random(1), 2)
+    assert name != "swish-se" or isinstance(net.layers[0].se[0], SqueezeExcite)
+    plain = copy.deepcopy(net)
+    with fused_branches(False):
+        want = _train_step(plain, x, arch)
+    got = _train_step(net, x, arch)
+    torch.testing.assert_close(got, want, rtol=RTOL, atol=0)
+    _assert_close_to_scale(_grads(net), _grads(plain))
+    for (key, buf), buf0 in zip(net.state_dict().items(), plain.state_dict().values(), strict=True):
+        torch.testing.assert_close(buf, buf0, rtol=RTOL, atol=1e-12, msg=key)
+
+
+def test_channels_last_supernet_equals_nchw_supernet(tiny):
+    torch.manual_seed(0)
+    fast = MBConvSupernet(tiny, 4)
+    torch.manual_seed(0)
+    nchw = MBConvSupernet(tiny, 4, memory_format=torch.contiguous_format)
+    conv = fast.layers[0].branches[0][1][0]
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last) and conv.kernel_size == (5, 5)
+    x = torch.randn(6, 1, 8, 8)
+    rng = random.Random(2)
+    for _ in range(3):
+        arch = tiny.random_architecture(rng, 4)
+        with fused_branches(False):
+            want = _train_step(nchw, x, arch)
+        got = _train_step(fast, x, arch)
+        torch.testing.assert_close(got, want, rtol=RTOL, atol=RTOL * want.abs().max().item())
+        _assert_close_to_scale(_grads(fast), _grads(nchw))
+
+
+def test_channels_last_is_kept_by_extract_and_matches_exactly(tiny):
+    net = build_supernet(tiny, 4).eval()
+    arch = tiny.random_architecture(random.Random(0), 4)
+    sub = net.extract(arch).eval()
+    assert sub.memory_format == torch.channels_last
+    x = torch.randn(3, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(sub(x), net(x, arch))
+
+
+def _saved_bytes(model: nn.Module, x: torch.Tensor, arch) -> int:
+    storages = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(x, arch).sum()
+    return sum(storages.values())
+
+
+def test_fusing_keeps_multi_path_activation_memory_near_single_path(tiny):
+    net = build_supernet(tiny, 4)
+    x = torch.randn(32, 1, 8, 8)
+    single = tiny.parse("e6:k9-e6:k9-e6:k9", 4)
+    four = tiny.parse("e6:k3+k5+k7+k9-e6:k3+k5+k7+k9-e6:k3+k5+k7+k9", 4)
+    fused_single, fused_four = _saved_bytes(net, x, single), _saved_bytes(net, x, four)
+    with fused_branches(False):
+        plain_single, plain_four = _saved_bytes(net, x, single), _saved_bytes(net, x, four)
+    assert plain_four > 1.6 * plain_single  # two hidden-sized tensors per extra path
+    assert fused_four < 1.05 * fused_single  # the branch input, per-channel statistics and the weights
+    assert fused_single < plain_single
+
+
+def test_calibration_and_evaluation_still_see_every_branch_bn(tiny):
+    """No-gradient passes run the plain modules, so BN hooks (calibration) and eval-mode BNs work."""
+    net = build_supernet(tiny, 4)
+    arch = tiny.parse("e3:k3+k5-e6:k7-e3:k3+k5+k9", 4)
+    calibrated = calibrate_bn(net, arch, torch.randn(20, 1, 8, 8), batch_size=10)
+    branch_bns = set()
+    for layer, choice in zip(net.layers, arch.layers, strict=True):
+        e, paths = layer.indices(choice)
+        branch_bns |= {layer.branches[e][p][1] for p in paths}
+    assert len(branch_bns) == 6 and branch_bns <= set(calibrated)
+
+
+def test_autocast_falls_back_to_the_plain_path(tiny):
+    net = build_supernet(tiny, 4).train()
+    arch = tiny.parse("e3:k3+k5-e6:k7-e3:k3+k5+k9", 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = net(torch.randn(4, 1, 8, 8), arch)
+    out.float().sum().backward()
+    assert net.layers[0].branches[0][1][0].weight.grad is not None
+
+
+def test_fast_runtime_env_respects_the_user(tmp_path):
+    lib = tmp_path / "libtcmalloc_minimal.so.4"
+    lib.write_bytes(b"")
+    assert find_allocator((str(tmp_path / "none"), str(tmp_path))) == lib
+    assert find_allocator((str(tmp_path / "none"),)) is None
+    env = fast_runtime_env({"PATH": "/bin"}, lib)
+    assert env == {"PATH": "/bin", "LD_PRELOAD": str(lib), "OMP_WAIT_POLICY": "PASSIVE", SWITCH: "1"}
+    assert fast_runtime_env({"LD_PRELOAD": "mine.so"}, lib)["LD_PRELOAD"] == "mine.so"
+    assert fast_runtime_env({"OMP_WAIT_POLICY": "ACTIVE"}, None) is None
+    assert fast_runtime_env({SWITCH: "0"}, lib) is None
+    assert fast_runtime_env(env, lib) is None  # the re-executed process does not loop
+
+
+def test_reexec_sets_the_runtime_once():
+    code = (
+        "from mixpath.allocator import reexec_with_fast_runtime; reexec_with_fast_runtime(); "
+        "import os; print(os.environ['OMP_WAIT_POLICY'], os.environ.get('LD_PRELOAD', ''))"
+    )
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    policy, preload = out.split(" ", 1)
+    assert policy == "PASSIVE"
+    assert preload.strip() == str(find_allocator() or "")
+
+
+@pytest.mark.parametrize("kernel, stride, channels", [(5, 1, 16), (7, 2, 24), (9, 1, 36), (9, 2, 8)])
+def test_depthwise_kernel_equals_onednn(kernel, stride, channels):
+    if not dw_kernel.available():
+        pytest.skip("no C compiler: the kernel falls back to oneDNN")
+    torch.manual_seed(0)
+    conv = nn.Conv2d(channels, channels, kernel, stride, kernel // 2, groups=channels, bias=False)
+    x = torch.randn(3, channels, 11, 10).contiguous(memory_format=torch.channels_last)
+    grad = torch.randn_like(conv(x))
+    want = torch.ops.aten.convolution_backward(
+        grad,
+        x,
+        conv.weight,
+        None,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        False,
+        [0, 0],
+        channels,
+        [False, True, False],
+    )[1]
+    got = dw_kernel.weight_grad(grad, x, conv)
+    torch.testing.assert_close(got, want, rtol=RTOL, atol=RTOL * want.abs().max().item())
+    assert dw_kernel.weight_grad(grad.double(), x.double(), conv) is None  # float32 only: oneDNN does the rest
+    assert dw_kernel.weight_grad(grad, x, nn.Conv2d(channels, channels, 3, padding=1, groups=channels)) is None
