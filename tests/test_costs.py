@@ -86,7 +86,7 @@ def test_count_macs_keeps_training_flags_and_rejects_bad_architectures():
 
 def test_latency_table_predicts_the_sum_of_its_parts(tmp_path):
     space = get_space("tiny")
-    table = build_latency_table(space, 2, warmup=1, repeats=3)
+    table = build_latency_table(space, 2, warmup=1, repeats=3, rounds=2)
     assert [len(layer) for layer in table.layers] == [spec.n_choices(2) for spec in space.layers]
     assert all(ms > 0 for layer in table.layers for ms in layer.values()) and table.fixed > 0
     arch = Architecture.parse("e6:k3+k9-e3:k5-e3:k7")

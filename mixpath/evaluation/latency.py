@@ -8,7 +8,8 @@ measurements for m = 4 (15 path sets x 2 ratios x layers) and keeps what does no
 expansion output shared by the branches, the summation, cache effects of several branches.
 
 Each time is the median of ``repeats`` runs after ``warmup`` runs, in eval and inference mode, at
-``batch_size`` images (1 by default: latency per image as a deployed model sees it), in milliseconds.
+``batch_size`` images (1 by default: latency per image as a deployed model sees it), in milliseconds
+(with ``rounds`` > 1, the lowest of that many such medians taken at different times).
 The table is JSON and records the device, batch size and thread count it was measured with.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import platform
 import statistics
 import time
@@ -139,14 +141,19 @@ def build_latency_table(
     batch_size: int = 1,
     warmup: int = 5,
     repeats: int = 30,
+    rounds: int = 1,
     progress: bool = False,
 ) -> LatencyTable:
     """Time every part of ``space`` with up to ``m`` paths per layer on ``device``.
 
-    Needs the family's ``LayerParts`` (``mbconv`` has them). Takes roughly
-    (number of choices) x (warmup + repeats) forward passes of one layer: ~10 s for fmnist-s1 at m=4 on a CPU.
+    Needs the family's layer parts (``mbconv`` and ``shufflenet`` have them). With ``rounds`` > 1 every
+    part is timed once per round, the rounds one after the other, and keeps its lowest round: a burst of
+    other jobs on a shared machine then inflates no entry unless it lasts the whole table. About
+    (choices) x (warmup + repeats) x rounds forward passes of one layer: ~6 s per round for fmnist-s1 at
+    m = 4 on one CPU thread.
     """
     space.check_m(m)
+    check_count("latency rounds", rounds)
     parts = layer_parts(space)
     if parts is None:
         raise MixPathError(f"no latency table for family {space.family!r}: it declares no layer parts")
@@ -157,12 +164,16 @@ def build_latency_table(
         return measure_latency(part.module.to(device), part.input_shape, **options)
 
     choices = [layer_choices(spec, m) for spec in space.layers]
-    bar = tqdm(total=sum(map(len, choices)), desc="latency table", unit="choice", disable=not progress)
-    fixed = sum(time_part(part) for part in parts.fixed())
-    layers = []
-    for index, layer in enumerate(choices):
-        layers.append({str(choice): time_part(parts.layer(index, choice)) for choice in layer})
-        bar.update(len(layer))
+    bar = tqdm(total=rounds * sum(map(len, choices)), desc="latency table", unit="choice", disable=not progress)
+    fixed = math.inf
+    layers: list[dict[str, float]] = [{str(choice): math.inf for choice in layer} for layer in choices]
+    for _ in range(rounds):
+        fixed = min(fixed, sum(time_part(part) for part in parts.fixed()))
+        for index, layer in enumerate(choices):
+            for choice in layer:
+                key = str(choice)
+                layers[index][key] = min(layers[index][key], time_part(parts.layer(index, choice)))
+            bar.update(len(layer))
     bar.close()
     log.info("latency table of %s (m=%d) measured on %s", space.name, m, device)
     return LatencyTable(
