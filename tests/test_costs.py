@@ -86,12 +86,14 @@ def test_count_macs_keeps_training_flags_and_rejects_bad_architectures():
 
 def test_latency_table_predicts_the_sum_of_its_parts(tmp_path):
     space = get_space("tiny")
-    table = build_latency_table(space, 2, warmup=1, repeats=3, rounds=2)
+    table = build_latency_table(space, 2, warmup=1, repeats=3, rounds=2, calibrate=0)
     assert [len(layer) for layer in table.layers] == [spec.n_choices(2) for spec in space.layers]
     assert all(ms > 0 for layer in table.layers for ms in layer.values()) and table.fixed > 0
     arch = Architecture.parse("e6:k3+k9-e3:k5-e3:k7")
     expected = table.fixed + sum(layer[str(c)] for layer, c in zip(table.layers, arch.layers, strict=True))
-    assert table.predict(arch) == pytest.approx(expected)
+    assert table.scale == 1.0 and table.predict(arch) == pytest.approx(expected)
+    scaled = build_latency_table(space, 2, warmup=1, repeats=3, calibrate=2)
+    assert scaled.scale > 0 and scaled.predict(arch) == pytest.approx(scaled.scale * scaled.sum_of_parts(arch))
     table.save(tmp_path / "latency.json")
     loaded = LatencyTable.load(tmp_path / "latency.json")
     assert loaded == table

@@ -28,10 +28,12 @@ from mixpath.supernet.shufflenet import ChoiceBlock, mid_channels
 
 @dataclass(frozen=True)
 class Part:
-    """A module and the shape of one input sample (C x H x W, no batch dimension)."""
+    """A module, the shape of one input sample (C x H x W, no batch dimension) and the memory layout the
+    model runs it in (weights and input; channels-last for ``mbconv``), which matters for its latency."""
 
     module: nn.Module
     input_shape: tuple[int, ...]
+    memory_format: torch.memory_format = torch.contiguous_format
 
 
 class LayerParts(ABC):
@@ -64,7 +66,8 @@ class SequentialParts(LayerParts):
     """Parts of a stand-alone model that runs its top-level modules in order, ``layers[i]`` being layer i.
 
     ``make_layer(spec, choice)`` builds searchable layer i alone. Layer shapes are fixed by the space,
-    so one forward pass of a reference model (uninitialised, on the CPU) records every input shape.
+    so one forward pass of a reference model (uninitialised, on the CPU) records every input shape and
+    memory layout.
     """
 
     def __init__(self, space: SearchSpace, make_layer: Callable[[LayerSpec, LayerChoice], nn.Module]):
@@ -73,10 +76,10 @@ class SequentialParts(LayerParts):
         with torch.device("meta"):
             model = build_standalone(space, reference_architecture(space))
         model = model.to_empty(device="cpu").eval()
-        shapes: dict[nn.Module, tuple[int, ...]] = {}
+        shapes: dict[nn.Module, tuple[tuple[int, ...], torch.memory_format]] = {}
 
         def remember(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
-            shapes[module] = tuple(inputs[0].shape[1:])
+            shapes[module] = (tuple(inputs[0].shape[1:]), _layout(inputs[0]))
 
         handles = [m.register_forward_pre_hook(remember) for m in (*model.children(), *model.layers)]
         try:
@@ -91,10 +94,17 @@ class SequentialParts(LayerParts):
     def fixed(self) -> list[Part]:
         model = build_standalone(self.space, reference_architecture(self.space))
         modules = dict(model.named_children())
-        return [Part(modules[name], shape) for name, shape in self.fixed_shapes.items()]
+        return [Part(modules[name], *shape) for name, shape in self.fixed_shapes.items()]
 
     def layer(self, index: int, choice: LayerChoice) -> Part:
-        return Part(self.make_layer(self.space.layers[index], choice), self.layer_shapes[index])
+        return Part(self.make_layer(self.space.layers[index], choice), *self.layer_shapes[index])
+
+
+def _layout(x: torch.Tensor) -> torch.memory_format:
+    """Channels-last when ``x`` is laid out so and not also plainly contiguous (e.g. one channel)."""
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
 
 
 def _shufflenet_block(spec: LayerSpec, choice: LayerChoice) -> nn.Module:
