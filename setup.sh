@@ -23,6 +23,6 @@ ls /usr/lib/*/libtcmalloc_minimal.so.4 >/dev/null 2>&1 || missing="$missing libt
 if [ -n "$missing" ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   # shellcheck disable=SC2086
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing) >/dev/null 2>&1 \
-    || echo "setup: could not install$missing; without Fashion-MNIST pass --data-dir DIR or use --data digits" >&2
+    || echo "setup: could not install: $missing; without Fashion-MNIST pass --data-dir DIR or use --data digits" >&2
 fi
 echo "setup: mixpath installed ($("$PYTHON" -c 'import torch; print("torch", torch.__version__)'))"
