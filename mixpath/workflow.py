@@ -150,7 +150,7 @@ def export_architecture(
 def run_pipeline(
     run_dir: Path | str,
     train_config: TrainConfig = TrainConfig(),
-    search_config: SearchConfig = SearchConfig(budget=120, population=20),
+    search_config: SearchConfig = SearchConfig(budget=80, population=16),
     *,
     algo: str = "nsga2",
     settings: EvalSettings = EvalSettings(),
