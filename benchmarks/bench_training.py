@@ -3,19 +3,19 @@
     python benchmarks/bench_training.py --impl mixpath --space fmnist-s1 --m 4
     python benchmarks/bench_training.py --impl reference --space cifar-s1 --m 1 --steps 2 --warmup 1
 
-Both implementations run the same loop on the same architectures (MixPath's sampler with derived seeds)
-and the same synthetic batch: zero_grad(set_to_none), forward, cross-entropy, backward, gradient clipping
-at 5, SGD with momentum and weight decay (DESIGN.md section 4). Data loading and augmentation are left out
-(they are the same for both). Run each configuration in a fresh process (``run_all.py`` does) so that the
-peak resident memory belongs to it alone.
+Both implementations run the same loop on the same architectures (MixPath's sampling rule, seeded; see
+``architectures``) and the same synthetic batch: zero_grad(set_to_none), forward, cross-entropy,
+backward, gradient clipping at 5, SGD with momentum and weight decay (DESIGN.md section 4). Data loading
+and augmentation are left out (they are the same for both). Run each configuration in a fresh process
+(``run_all.py`` does) so that the peak resident memory belongs to it alone.
 
-Reported: ``images_per_s`` over the timed steps (wall clock); ``step_s`` per timed step;
+Reported: ``images_per_s`` over the timed steps (wall clock) and ``step_s`` per timed step;
 ``cpu_images_per_s``, the same per second of this process's CPU time (steadier than the wall clock when
-other jobs share the cores, but it counts threads spinning in OpenMP barriers as work); ``rss_mb`` after the model,
-optimizer and batch exist; ``peak_rss_mb`` (the process's maximum resident memory); ``train_mb`` =
-peak - rss, what training adds; ``saved_mb``, the largest total size of the tensors autograd keeps for
-the backward pass over the timed architectures (activations; counted once per storage), which is what
-recomputation and fusion reduce and, unlike the resident size, does not depend on the allocator.
+other jobs share the cores, but it counts threads spinning in OpenMP barriers as work); ``rss_mb`` once
+the model, optimizer and batch exist; ``peak_rss_mb``, the process's maximum resident memory;
+``train_mb`` = peak - rss, what training adds; ``saved_mb``, the largest total size of the tensors
+autograd keeps for the backward pass (activations, each storage once) over the timed architectures:
+what fusion and recomputation reduce, independent of the allocator.
 """
 
 from __future__ import annotations
@@ -34,10 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from reference_supernet import ReferenceSupernet  # noqa: E402
 
-from mixpath.spaces import Architecture, get_space  # noqa: E402
+from mixpath.spaces import Architecture, LayerChoice, get_space  # noqa: E402
 from mixpath.supernet import MBConvSupernet  # noqa: E402
 from mixpath.supernet.branch_sum import fused_branches  # noqa: E402
-from mixpath.training.samplers import make_sampler  # noqa: E402
 from mixpath.training.seeding import step_rng  # noqa: E402
 
 IMPLS = ("mixpath", "reference")
@@ -55,9 +54,21 @@ def peak_rss_mb() -> float:
 
 
 def architectures(space_name: str, m: int, seed: int, count: int) -> list[Architecture]:
-    """The architectures MixPath's sampler trains at steps 0..count-1 of epoch 0 (m=1: single paths)."""
-    sampler = make_sampler("mixpath", get_space(space_name), m)
-    return [sampler.step_architectures(step_rng(seed, "arch", 0, step))[0] for step in range(count)]
+    """``count`` architectures drawn by MixPath's rule for this ``m`` (per layer: expansion uniform, path
+    count uniform in 1..m, a uniform subset of that size), with the expansions of step i the same for every
+    m: a paired design, so that m=1 and m=4 differ only in their paths and not in which layers happened to
+    draw the 2x wider expansion (which moves a step's cost more than the paths do)."""
+    space = get_space(space_name)
+    archs = []
+    for step in range(count):
+        shared, own = step_rng(seed, "expansion", step), step_rng(seed, "paths", m, step)
+        layers = []
+        for spec in space.layers:
+            options = {key: shared.choice(values) for key, values in spec.options}
+            paths = own.sample(spec.ops, own.randint(1, min(m, spec.n_ops)))
+            layers.append(LayerChoice.of(paths, **options))
+        archs.append(Architecture(tuple(layers)))
+    return archs
 
 
 def build(impl: str, space_name: str, m: int, channels_last: bool = True) -> torch.nn.Module:
@@ -93,9 +104,11 @@ def measure(
     seed: int = 0,
     fused: bool = True,
     channels_last: bool = True,
+    saved_archs: int | None = None,
 ) -> dict:
     """Time ``steps`` training steps after ``warmup`` untimed ones; see the module doc for the fields.
-    ``fused`` and ``channels_last`` switch mixpath's fast paths off, to measure what each one brings."""
+    ``fused`` and ``channels_last`` switch mixpath's fast paths off, to measure what each one brings.
+    ``saved_mb`` is measured on the first ``saved_archs`` timed architectures (default: all of them)."""
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
     space = get_space(space_name)
@@ -122,7 +135,7 @@ def measure(
                 times.append(time.perf_counter() - start)
                 cpu_times.append(time.process_time() - cpu_start)
         peak = peak_rss_mb()
-        saved = max(saved_bytes(model, x, y, arch) for arch in archs[warmup:]) / 2**20
+        saved = max(saved_bytes(model, x, y, arch) for arch in archs[warmup:][:saved_archs]) / 2**20
     return {
         "impl": impl,
         "space": space_name,
@@ -152,6 +165,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plain", action="store_true", help="mixpath without fused branches")
     parser.add_argument("--nchw", action="store_true", help="mixpath without channels-last")
+    parser.add_argument("--saved-archs", type=int, default=None, help="measure saved_mb on this many timed archs")
     args = parser.parse_args()
     result = measure(
         args.impl,
@@ -163,6 +177,7 @@ def main() -> None:
         seed=args.seed,
         fused=not args.plain,
         channels_last=not args.nchw,
+        saved_archs=args.saved_archs,
     )
     print(json.dumps(result))
 

@@ -10,6 +10,7 @@ import sys
 
 import typer
 
+from mixpath.allocator import reexec_with_fast_runtime
 from mixpath.errors import MixPathError
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ def _register_commands() -> None:
 
 
 def main() -> None:
+    reexec_with_fast_runtime()  # tcmalloc/jemalloc and passive OpenMP threads; see mixpath.allocator
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     _register_commands()
     try:

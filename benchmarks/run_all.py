@@ -1,0 +1,287 @@
+"""The speed suite: mixpath against a reference implementation, measured in the same run; prints the table.
+
+    python benchmarks/run_all.py                 # ~12 min on 2 cores at load average 4
+    python benchmarks/run_all.py --quick         # fewer steps and architectures, ~8 min there
+
+Every figure comes from a fresh process (``bench_training.py``, ``bench_candidates.py``), so its peak
+resident memory is its own. Reference and mixpath runs alternate (A/B/A/B) on the same architectures and
+each figure is the median over repetitions, so load from other jobs falls on both alike; the load average
+is printed with the table.
+
+Environments: every process gets ``OMP_WAIT_POLICY=PASSIVE``, without which two OpenMP threads on cores
+shared with other jobs stall for scheduler time slices and the numbers say more about the load than the
+code (see ``mixpath.allocator``). The reference runs with the system allocator; mixpath with what its CLI
+loads (tcmalloc or jemalloc when installed). The ablation rows take mixpath's fast paths away one at a
+time. Raw results go to ``benchmarks/results/speed.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from mixpath.allocator import SWITCH, find_allocator
+from mixpath.io import write_json, write_text
+from mixpath.supernet import dw_kernel
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+SPACES = ("cifar-s1", "fmnist-s1")
+MS = (1, 2, 4)
+
+
+def environment(allocator: bool, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "OMP_WAIT_POLICY", SWITCH)}
+    env["OMP_WAIT_POLICY"] = "PASSIVE"
+    env[SWITCH] = "0"
+    library = find_allocator()
+    if allocator and library is not None:
+        env["LD_PRELOAD"] = str(library)
+    return {**env, **extra}
+
+
+def run(script: str, args: list[str], env: dict[str, str]) -> dict:
+    """One measurement in a fresh process; its last stdout line is the JSON result."""
+    out = subprocess.run(
+        [sys.executable, str(HERE / script), *args], env=env, capture_output=True, text=True, check=False
+    )
+    if out.returncode:
+        raise RuntimeError(f"{script} {' '.join(args)} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def median(rows: list[dict], key: str) -> float:
+    return statistics.median(row[key] for row in rows)
+
+
+def training(quick: bool, reps: int) -> dict:
+    """Per space and m: reference and mixpath runs, alternating, on the same architectures."""
+    results: dict[str, dict[str, list[dict]]] = {}
+    for space in SPACES:
+        big = space == "cifar-s1"  # ~20 s per reference step at m=4: one repetition of 2 timed steps
+        steps, warmup = (1 if quick else 2, 1) if big else (6 if quick else 12, 2)
+        common = ["--space", space, "--steps", str(steps), "--warmup", str(warmup)]
+        if big:
+            common += ["--saved-archs", "1"]
+        for rep in range(1 if big else reps):
+            for m in MS:
+                key = f"{space} m={m}"
+                results.setdefault(key, {"reference": [], "mixpath": []})
+                for impl in ("reference", "mixpath") if rep % 2 == 0 else ("mixpath", "reference"):
+                    env = environment(impl == "mixpath")
+                    row = run("bench_training.py", ["--impl", impl, "--m", str(m), *common], env)
+                    results[key][impl].append(row)
+                    print(f"  {key} {impl}: {row['images_per_s']:.1f} img/s", file=sys.stderr, flush=True)
+    return results
+
+
+ABLATIONS = {
+    "mixpath (all)": ([], {"allocator": True}),
+    "system malloc": ([], {"allocator": False}),
+    "no compiled dw kernel": ([], {"allocator": True, dw_kernel.SWITCH: "0"}),
+    "no fused branches (so no dw kernel either)": (["--plain"], {"allocator": True}),
+    "NCHW, plain branches, system malloc": (["--nchw", "--plain"], {"allocator": False}),
+}
+
+
+def ablation(quick: bool, reps: int) -> dict[str, list[dict]]:
+    """fmnist-s1 at m=4 with one fast path taken away at a time; the order alternates between repetitions."""
+    steps = ["--steps", "6" if quick else "12", "--warmup", "2"]
+    rows: dict[str, list[dict]] = {name: [] for name in ABLATIONS}
+    for rep in range(reps):
+        for name in list(ABLATIONS) if rep % 2 == 0 else list(ABLATIONS)[::-1]:
+            flags, settings = ABLATIONS[name]
+            settings = dict(settings)
+            env = environment(settings.pop("allocator"), **settings)
+            args = ["--impl", "mixpath", "--space", "fmnist-s1", "--m", "4", *steps, *flags]
+            rows[name].append(run("bench_training.py", args, env))
+            print(f"  ablation {name}: {rows[name][-1]['images_per_s']:.1f} img/s", file=sys.stderr, flush=True)
+    return rows
+
+
+def candidates(quick: bool) -> dict[str, list[dict]]:
+    """Reference, mixpath and (full suite) mixpath with the reference's protocol, one process each."""
+    impls = ("reference", "mixpath") if quick else ("reference", "mixpath", "mixpath-ema")
+    results: dict[str, list[dict]] = {}
+    for impl in impls:
+        archs = ["--archs", "1" if quick or impl == "mixpath-ema" else "2"]
+        results[impl] = [run("bench_candidates.py", ["--impl", impl, *archs], environment(impl != "reference"))]
+        print(f"  candidates {impl}: {results[impl][0]['archs_per_min']:.2f} archs/min", file=sys.stderr, flush=True)
+    return results
+
+
+def ranking(run_dir: Path, ground_truth: Path) -> dict | None:
+    if not (run_dir / "checkpoint.pt").is_file() or not ground_truth.is_file():
+        return None
+    args = ["--run", str(run_dir), "--ground-truth", str(ground_truth)]
+    return run("bench_ranking.py", args, environment(True))
+
+
+def training_table(results: dict) -> list[str]:
+    lines = [
+        "| space | m | reference img/s | mixpath img/s | speed-up | reference peak MB (+train) | "
+        "mixpath peak MB (+train) | reference saved MB | mixpath saved MB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for key, impls in results.items():
+        space, m = key.split(" m=")
+        ref, mix = impls["reference"], impls["mixpath"]
+        speed = median(mix, "images_per_s") / median(ref, "images_per_s")
+        lines.append(
+            f"| {space} | {m} | {median(ref, 'images_per_s'):.1f} | {median(mix, 'images_per_s'):.1f} | "
+            f"{speed:.2f}x | {median(ref, 'peak_rss_mb'):.0f} (+{median(ref, 'train_mb'):.0f}) | "
+            f"{median(mix, 'peak_rss_mb'):.0f} (+{median(mix, 'train_mb'):.0f}) | {median(ref, 'saved_mb'):.0f} | "
+            f"{median(mix, 'saved_mb'):.0f} |"
+        )
+    return lines
+
+
+def multi_single_table(results: dict) -> list[str]:
+    lines = [
+        "| space | impl | m=4 / m=1 time per image | m=4 / m=1 peak RSS | m=4 / m=1 training RSS | m=4 / m=1 saved |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for space in SPACES:
+        for impl in ("reference", "mixpath"):
+            one, four = results[f"{space} m=1"][impl], results[f"{space} m=4"][impl]
+            lines.append(
+                f"| {space} | {impl} | {median(one, 'images_per_s') / median(four, 'images_per_s'):.2f} | "
+                f"{median(four, 'peak_rss_mb') / median(one, 'peak_rss_mb'):.2f} | "
+                f"{median(four, 'train_mb') / median(one, 'train_mb'):.2f} | "
+                f"{median(four, 'saved_mb') / median(one, 'saved_mb'):.2f} |"
+            )
+    return lines
+
+
+def ablation_table(rows: dict[str, list[dict]]) -> list[str]:
+    full = median(rows["mixpath (all)"], "images_per_s")
+    lines = ["| fmnist-s1, m=4 | img/s | vs all on | training RSS MB | saved MB |", "| --- | --- | --- | --- | --- |"]
+    for name, runs in rows.items():
+        speed = median(runs, "images_per_s")
+        lines.append(
+            f"| {name} | {speed:.1f} | {speed / full:.2f} | {median(runs, 'train_mb'):.0f} | "
+            f"{median(runs, 'saved_mb'):.0f} |"
+        )
+    return lines
+
+
+def candidates_table(results: dict[str, list[dict]]) -> list[str]:
+    ref = median(results["reference"], "archs_per_min")
+    labels = {
+        "reference": "reference: SPOS re-estimation (200 x 100 images), NCHW",
+        "mixpath": "mixpath: exact calibration (2,048 images), default",
+        "mixpath-ema": "mixpath code, SPOS re-estimation (200 x 100 images)",
+    }
+    lines = [
+        "| fmnist-s1, m=4 | archs/min | s/arch | vs reference | peak MB (+eval) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for impl, rows in results.items():
+        lines.append(
+            f"| {labels[impl]} | {median(rows, 'archs_per_min'):.2f} | {median(rows, 'seconds_per_arch'):.1f} | "
+            f"{median(rows, 'archs_per_min') / ref:.2f}x | {median(rows, 'peak_rss_mb'):.0f} "
+            f"(+{median(rows, 'eval_mb'):.0f}) |"
+        )
+    return lines
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "NOT met"
+
+
+def targets(train: dict, cands: dict) -> list[str]:
+    lines = []
+    for space in SPACES:
+        ref_four, one, four = (
+            train[f"{space} m={m}"][impl] for m, impl in ((4, "reference"), (1, "mixpath"), (4, "mixpath"))
+        )
+        speed = median(four, "images_per_s") / median(ref_four, "images_per_s")
+        cost = median(one, "images_per_s") / median(four, "images_per_s")
+        rss = median(four, "train_mb") / median(one, "train_mb")
+        saved = median(four, "saved_mb") / median(one, "saved_mb")
+        lines += [
+            f"- {space}: m=4 training {speed:.2f}x the reference (target >= 4x: {verdict(speed >= 4)})",
+            f"- {space}: m=4 costs {cost:.2f}x single-path time (target <= 1.6x: {verdict(cost <= 1.6)})",
+            f"- {space}: m=4 training memory {rss:.2f}x single-path (process RSS above the built model), "
+            f"{saved:.2f}x in saved activations (target <= 1.5x: {verdict(max(rss, saved) <= 1.5)})",
+        ]
+    speed = median(cands["mixpath"], "archs_per_min") / median(cands["reference"], "archs_per_min")
+    lines.append(f"- candidate evaluation {speed:.2f}x the reference (target >= 3x: {verdict(speed >= 3)})")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer steps, one repetition")
+    parser.add_argument("--reps", type=int, default=None, help="repetitions of the cheap figures (default 2, quick 1)")
+    parser.add_argument("--run", type=Path, default=Path("experiments/runs/ablation/shadow"))
+    parser.add_argument("--ground-truth", type=Path, default=Path("experiments/results/ablation/groundtruth_seed0.csv"))
+    args = parser.parse_args()
+    reps = args.reps or (1 if args.quick else 2)
+    started, load_before = time.perf_counter(), os.getloadavg()
+    dw_kernel.available()  # compile once, outside every timed process
+    print("training ...", file=sys.stderr)
+    train = training(args.quick, reps)
+    print("ablation ...", file=sys.stderr)
+    ablations = ablation(args.quick, reps)
+    print("candidate evaluation ...", file=sys.stderr)
+    cands = candidates(args.quick)
+    print("ranking ...", file=sys.stderr)
+    ranks = ranking(args.run, args.ground_truth)
+    load_after, minutes = os.getloadavg(), (time.perf_counter() - started) / 60
+    library = find_allocator()
+    machine = (
+        f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, mixpath allocator {library.name if library else 'none (system)'}, "
+        f"load average {load_before[0]:.1f} at start / {load_after[0]:.1f} at end, "
+        f"{datetime.date.today().isoformat()}, suite {minutes:.1f} min"
+    )
+    lines = [
+        f"Machine: {machine}.",
+        f"Command: `python benchmarks/run_all.py{' --quick' if args.quick else ''}`",
+        "",
+        "Supernet training, batch 96 (median of reference/mixpath runs alternated in fresh processes):",
+        "",
+        *training_table(train),
+        "",
+        "Multi-path vs single-path (the MixPath sampler at m=4 draws 1-4 paths per layer, 2.5 on average):",
+        "",
+        *multi_single_table(train),
+        "",
+        "What each fast path brings:",
+        "",
+        *ablation_table(ablations),
+        "",
+        "Candidate evaluation (calibration + validation on 6,000 images), fmnist-s1:",
+        "",
+        *candidates_table(cands),
+        "",
+    ]
+    if ranks is not None:
+        lines += [
+            f"Ranking ({ranks['archs']} ground-truth architectures, {args.run}): Kendall tau vs stand-alone "
+            f"{ranks['target']} accuracy: exact {ranks['tau_exact_vs_truth']:.3f}, SPOS 200-batch "
+            f"{ranks['tau_ema200_vs_truth']:.3f}; exact vs SPOS 200-batch {ranks['tau_exact_vs_ema200']:.3f}.",
+            "",
+        ]
+    lines += ["Targets (issue 7):", "", *targets(train, cands)]
+    text = "\n".join(lines)
+    print(text)
+    RESULTS.mkdir(exist_ok=True)
+    raw = {"machine": machine, "training": train, "ablation": ablations, "candidates": cands, "ranking": ranks}
+    write_json(RESULTS / "speed.json", raw)
+    write_text(RESULTS / "speed.md", text + "\n")
+
+
+if __name__ == "__main__":
+    main()
