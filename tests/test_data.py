@@ -39,9 +39,7 @@ def write_fake_fashion(directory: Path, n_train: int = 60, n_test: int = 20) -> 
     rng = np.random.default_rng(1)
     directory.mkdir(parents=True, exist_ok=True)
     for prefix, n in (("train", n_train), ("t10k", n_test)):
-        write_idx(
-            directory / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
-        )
+        write_idx(directory / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
         write_idx(directory / f"{prefix}-labels-idx1-ubyte.gz", (np.arange(n) % 10).astype(np.uint8))
     return directory
 
@@ -121,9 +119,7 @@ def test_missing_dir_names_the_directory(tmp_path: Path, name: str) -> None:
     assert str(missing) in message and "--data-dir" in message and "\n" not in message
 
 
-def test_fashion_missing_everywhere_says_how_to_install(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_fashion_missing_everywhere_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MIXPATH_DATA", str(tmp_path))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setattr("mixpath.data.fashion_mnist.SYSTEM_DIR", tmp_path / "system")
@@ -219,9 +215,7 @@ def test_cifar10_pickles_load(tmp_path: Path) -> None:
     assert data.class_names[0] == "airplane" and data.class_names[9] == "truck"
     assert data.augment == AugmentConfig(crop_padding=4, flip=True, cutout=16)
     assert data.test_y.tolist() == [0, 1, 2]
-    for position, (index, label) in enumerate(
-        zip(data.train_index.tolist(), data.train_y.tolist(), strict=True)
-    ):
+    for position, (index, label) in enumerate(zip(data.train_index.tolist(), data.train_y.tolist(), strict=True)):
         assert label == index % 10
         raw = torch.from_numpy(cifar_image(label, index)).float() / 255
         mean = torch.tensor(data.mean).view(3, 1, 1)

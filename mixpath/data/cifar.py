@@ -32,11 +32,7 @@ _ALLOWED_GLOBALS = {
     ("_codecs", "encode"),
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
-    *(
-        (f"numpy.{core}.multiarray", name)
-        for core in ("core", "_core")
-        for name in ("_reconstruct", "scalar")
-    ),
+    *((f"numpy.{core}.multiarray", name) for core in ("core", "_core") for name in ("_reconstruct", "scalar")),
     *((f"numpy.{core}.numeric", "_frombuffer") for core in ("core", "_core")),
 }
 

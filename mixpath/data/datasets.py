@@ -99,9 +99,7 @@ def load_dataset(
         if isinstance(train_subset, bool) or not isinstance(train_subset, int) or not 1 <= train_subset:
             raise MixPathError(f"train_subset={train_subset!r} must be an int >= 1")
         if train_subset > len(train_idx):
-            raise MixPathError(
-                f"train_subset={train_subset} exceeds the {len(train_idx)} training images of {name}"
-            )
+            raise MixPathError(f"train_subset={train_subset} exceeds the {len(train_idx)} training images of {name}")
         train_idx = train_idx[:train_subset]
     dataset = Dataset(
         name=name,

@@ -75,9 +75,7 @@ def _check(images: np.ndarray, labels: np.ndarray, directory: Path, split: str) 
     image_file = _file(directory, FILES[f"{split}_x"])
     label_file = _file(directory, FILES[f"{split}_y"])
     if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
-        raise MixPathError(
-            f"{image_file}: expected uint8 images N x 28 x 28, found {images.dtype} {images.shape}"
-        )
+        raise MixPathError(f"{image_file}: expected uint8 images N x 28 x 28, found {images.dtype} {images.shape}")
     if labels.shape != (images.shape[0],) or labels.dtype != np.uint8:
         raise MixPathError(f"{label_file}: expected {images.shape[0]} uint8 labels, found {labels.shape}")
     if labels.size and labels.max() >= len(CLASS_NAMES):

@@ -24,9 +24,7 @@ def channel_stats(x: np.ndarray, max_value: float) -> tuple[tuple[float, ...], t
     return tuple(means), tuple(stds)
 
 
-def normalize(
-    x: np.ndarray, max_value: float, mean: tuple[float, ...], std: tuple[float, ...]
-) -> torch.Tensor:
+def normalize(x: np.ndarray, max_value: float, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """float32 tensor ``(x / max_value - mean) / std`` per channel, computed in place on one new tensor."""
     out = torch.from_numpy(np.ascontiguousarray(x)).to(torch.float32)
     shape = (1, len(mean), 1, 1)
