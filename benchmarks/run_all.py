@@ -1,7 +1,7 @@
 """The speed suite: mixpath against a reference implementation, measured in the same run; prints the table.
 
-    python benchmarks/run_all.py                 # ~12 min on 2 cores at load average 4
-    python benchmarks/run_all.py --quick         # fewer steps and architectures, ~8 min there
+    python benchmarks/run_all.py                 # ~10 min on 2 cores shared with one other job
+    python benchmarks/run_all.py --quick         # fewer steps and architectures, ~7 min
 
 Every figure comes from a fresh process (``bench_training.py``, ``bench_candidates.py``), so its peak
 resident memory is its own. Reference and mixpath runs alternate (A/B/A/B) on the same architectures and
@@ -69,7 +69,7 @@ def training(quick: bool, reps: int) -> dict:
     results: dict[str, dict[str, list[dict]]] = {}
     for space in SPACES:
         big = space == "cifar-s1"  # ~20 s per reference step at m=4: one repetition of 2 timed steps
-        steps, warmup = (1 if quick else 2, 1) if big else (6 if quick else 12, 2)
+        steps, warmup = (1 if quick else 2, 1) if big else (6 if quick else 10, 2)
         common = ["--space", space, "--steps", str(steps), "--warmup", str(warmup)]
         if big:
             common += ["--saved-archs", "1"]
@@ -96,7 +96,7 @@ ABLATIONS = {
 
 def ablation(quick: bool, reps: int) -> dict[str, list[dict]]:
     """fmnist-s1 at m=4 with one fast path taken away at a time; the order alternates between repetitions."""
-    steps = ["--steps", "6" if quick else "12", "--warmup", "2"]
+    steps = ["--steps", "6" if quick else "8", "--warmup", "2"]
     rows: dict[str, list[dict]] = {name: [] for name in ABLATIONS}
     for rep in range(reps):
         for name in list(ABLATIONS) if rep % 2 == 0 else list(ABLATIONS)[::-1]:
