@@ -8,11 +8,12 @@ resident memory is its own. Reference and mixpath runs alternate (A/B/A/B) on th
 each figure is the median over repetitions, so load from other jobs falls on both alike; the load average
 is printed with the table.
 
-Environments: every process gets ``OMP_WAIT_POLICY=PASSIVE``, without which two OpenMP threads on cores
-shared with other jobs stall for scheduler time slices and the numbers say more about the load than the
-code (see ``mixpath.allocator``). The reference runs with the system allocator; mixpath with what its CLI
-loads (tcmalloc or jemalloc when installed). The ablation rows take mixpath's fast paths away one at a
-time. Raw results go to ``benchmarks/results/speed.json``.
+Environments: every process, reference and mixpath alike, gets the OpenMP waiting that mixpath's CLI
+would choose at the suite's start (``mixpath.allocator.openmp_wait_env``: a short spin on idle cores,
+``OMP_WAIT_POLICY=PASSIVE`` on busy ones, where spinning threads stall for scheduler time slices and the
+numbers say more about the load than the code); it is printed with the table. The reference runs with the
+system allocator; mixpath with what its CLI loads (tcmalloc or jemalloc when installed). The ablation rows
+take mixpath's fast paths away one at a time. Raw results go to ``benchmarks/results/speed.json``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from mixpath.allocator import SWITCH, find_allocator
+from mixpath.allocator import SWITCH, find_allocator, openmp_wait_here
 from mixpath.io import write_json, write_text
 from mixpath.supernet import dw_kernel
 
@@ -38,11 +39,14 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 SPACES = ("cifar-s1", "fmnist-s1")
 MS = (1, 2, 4)
+OPENMP_WAIT = openmp_wait_here(os.environ)
+"""The OpenMP waiting of every process of this run, chosen once, before the suite adds load of its own."""
 
 
-def environment(allocator: bool, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "OMP_WAIT_POLICY", SWITCH)}
-    env["OMP_WAIT_POLICY"] = "PASSIVE"
+def environment(allocator: bool, openmp_wait: dict[str, str] = OPENMP_WAIT, **extra: str) -> dict[str, str]:
+    drop = ("LD_PRELOAD", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", SWITCH)
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env.update(openmp_wait)
     env[SWITCH] = "0"
     library = find_allocator()
     if allocator and library is not None:
@@ -88,6 +92,10 @@ def training(quick: bool, reps: int) -> dict:
 ABLATIONS = {
     "mixpath (all)": ([], {"allocator": True}),
     "system malloc": ([], {"allocator": False}),
+    "OpenMP threads sleep (OMP_WAIT_POLICY=PASSIVE)": (
+        [],
+        {"allocator": True, "openmp_wait": {"OMP_WAIT_POLICY": "PASSIVE"}},
+    ),
     "no compiled dw kernel": ([], {"allocator": True, dw_kernel.SWITCH: "0"}),
     "no fused branches (so no dw kernel either)": (["--plain"], {"allocator": True}),
     "NCHW, plain branches, system malloc": (["--nchw", "--plain"], {"allocator": False}),
@@ -243,6 +251,7 @@ def main() -> None:
     machine = (
         f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, mixpath allocator {library.name if library else 'none (system)'}, "
+        f"OpenMP waiting {' '.join(f'{k}={v}' for k, v in OPENMP_WAIT.items())} (both implementations), "
         f"load average {load_before[0]:.1f} at start / {load_after[0]:.1f} at end, "
         f"{datetime.date.today().isoformat()}, suite {minutes:.1f} min"
     )

@@ -1,4 +1,4 @@
-"""A faster CPU runtime for the ``mixpath`` command: tcmalloc or jemalloc, and OpenMP threads that sleep.
+"""A faster CPU runtime for the ``mixpath`` command: tcmalloc or jemalloc, and OpenMP waiting fit to the load.
 
 Two process-wide settings that only take effect when a process starts, so the CLI re-executes itself once
 with them (``reexec_with_fast_runtime``; the process id stays the same, so torchrun is not disturbed):
@@ -6,14 +6,18 @@ with them (``reexec_with_fast_runtime``; the process id stays the same, so torch
 - ``LD_PRELOAD`` of tcmalloc (Debian ``libtcmalloc-minimal4``) or else jemalloc (``libjemalloc2``), when
   installed. glibc's malloc hands the large activation buffers of every training step back to the
   kernel and faults them in again, zeroed, on the next step; tcmalloc and jemalloc keep them.
-- ``OMP_WAIT_POLICY=PASSIVE``: OpenMP threads sleep at the end of a parallel region instead of spinning.
-  On cores shared with other jobs, a spinning thread takes the core from the thread the others wait for,
-  and each of the hundreds of parallel regions of a training step can stall for a scheduler time slice
-  (measured here: 2 threads on 2 busy cores trained 3-30x slower than with PASSIVE). On an idle machine
-  the cost is a thread wake-up (microseconds) per region.
+- How OpenMP threads wait between parallel regions, chosen from the load average at start
+  (``openmp_wait_env``). A training step of a small supernet is thousands of short parallel regions.
+  On cores that other jobs use, a spinning thread takes the core from the thread the others wait for and
+  a region can stall for a scheduler time slice, so there ``OMP_WAIT_POLICY=PASSIVE`` (threads sleep;
+  measured: 2 threads on 2 busy cores trained 3-30x slower spinning). On idle cores sleeping costs a
+  wake-up per region, which halved fmnist-s1 training speed (m=4: 470-540 img/s passive, 970-1030 with a
+  short spin), so there ``GOMP_SPINCOUNT=3000``: spin briefly (tens of microseconds), then sleep, which
+  also bounds the harm if other jobs start later. (libgomp's default spins 100x longer.)
 
-Settings the user made win: an ``LD_PRELOAD`` or ``OMP_WAIT_POLICY`` already in the environment is left
-alone, and ``MIXPATH_FAST_RUNTIME=0`` turns both off. Nothing happens when neither setting is needed.
+Settings the user made win: an ``LD_PRELOAD``, ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` already in the
+environment is left alone, and ``MIXPATH_FAST_RUNTIME=0`` turns all off. Nothing happens when no setting is
+needed.
 """
 
 from __future__ import annotations
@@ -47,15 +51,37 @@ def find_allocator(dirs: tuple[str, ...] = LIBRARY_DIRS) -> Path | None:
     return None
 
 
-def fast_runtime_env(environ: Mapping[str, str], allocator: Path | None) -> dict[str, str] | None:
-    """The environment to re-execute with, or None when nothing would change (or the user said no)."""
+SPIN_COUNT = "3000"
+"""``GOMP_SPINCOUNT`` on idle cores: 3,000 and 10,000 trained equally fast here, 1,000 was 20% slower."""
+
+
+def openmp_wait_env(load: float, cores: int, threads: int) -> dict[str, str]:
+    """The OpenMP waiting for ``threads`` threads on ``cores`` cores with a 1-minute load average ``load``:
+    a short spin when the other jobs leave our threads a core each (within half a core), else sleeping."""
+    if load + threads <= cores + 0.5:
+        return {"GOMP_SPINCOUNT": SPIN_COUNT}
+    return {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def openmp_wait_here(environ: Mapping[str, str]) -> dict[str, str]:
+    """``openmp_wait_env`` for this machine now; the thread count is ``OMP_NUM_THREADS`` or all usable cores."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = environ.get("OMP_NUM_THREADS", "")
+    return openmp_wait_env(os.getloadavg()[0], cores, int(threads) if threads.isdigit() else cores)
+
+
+def fast_runtime_env(
+    environ: Mapping[str, str], allocator: Path | None, openmp_wait: Mapping[str, str]
+) -> dict[str, str] | None:
+    """The environment to re-execute with, or None when nothing would change (or the user said no).
+    ``openmp_wait`` is the waiting to set (``openmp_wait_env``) unless the user chose one."""
     if environ.get(SWITCH) is not None:
         return None
     changes = {}
     if allocator is not None and not environ.get("LD_PRELOAD"):
         changes["LD_PRELOAD"] = str(allocator)
-    if not environ.get("OMP_WAIT_POLICY"):
-        changes["OMP_WAIT_POLICY"] = "PASSIVE"
+    if not environ.get("OMP_WAIT_POLICY") and not environ.get("GOMP_SPINCOUNT"):
+        changes.update(openmp_wait)
     if not changes:
         return None
     return {**environ, **changes, SWITCH: "1"}
@@ -64,10 +90,10 @@ def fast_runtime_env(environ: Mapping[str, str], allocator: Path | None) -> dict
 def reexec_with_fast_runtime() -> None:
     """Replace this process by itself started with ``fast_runtime_env`` (does not return), if it changes
     anything; call first thing in the CLI, before threads or large allocations exist."""
-    env = fast_runtime_env(os.environ, find_allocator())
+    env = fast_runtime_env(os.environ, find_allocator(), openmp_wait_here(os.environ))
     if env is None or not sys.orig_argv:
         return
-    log.debug("re-executing with LD_PRELOAD=%s OMP_WAIT_POLICY=%s", env.get("LD_PRELOAD"), env["OMP_WAIT_POLICY"])
+    log.debug("re-executing with %s", {k: v for k, v in env.items() if k not in os.environ})
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, sys.orig_argv, env)

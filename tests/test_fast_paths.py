@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from mixpath.allocator import SWITCH, fast_runtime_env, find_allocator
+from mixpath.allocator import SPIN_COUNT, SWITCH, fast_runtime_env, find_allocator, openmp_wait_env
 from mixpath.evaluation import calibrate_bn
 from mixpath.spaces import SearchSpace, get_space
 from mixpath.supernet import MBConvSupernet, build_supernet, dw_kernel
@@ -181,23 +181,35 @@ def test_fast_runtime_env_respects_the_user(tmp_path):
     lib.write_bytes(b"")
     assert find_allocator((str(tmp_path / "none"), str(tmp_path))) == lib
     assert find_allocator((str(tmp_path / "none"),)) is None
-    env = fast_runtime_env({"PATH": "/bin"}, lib)
+    passive = {"OMP_WAIT_POLICY": "PASSIVE"}
+    env = fast_runtime_env({"PATH": "/bin"}, lib, passive)
     assert env == {"PATH": "/bin", "LD_PRELOAD": str(lib), "OMP_WAIT_POLICY": "PASSIVE", SWITCH: "1"}
-    assert fast_runtime_env({"LD_PRELOAD": "mine.so"}, lib)["LD_PRELOAD"] == "mine.so"
-    assert fast_runtime_env({"OMP_WAIT_POLICY": "ACTIVE"}, None) is None
-    assert fast_runtime_env({SWITCH: "0"}, lib) is None
-    assert fast_runtime_env(env, lib) is None  # the re-executed process does not loop
+    assert fast_runtime_env({"LD_PRELOAD": "mine.so"}, lib, passive)["LD_PRELOAD"] == "mine.so"
+    assert fast_runtime_env({"OMP_WAIT_POLICY": "ACTIVE"}, None, passive) is None
+    assert fast_runtime_env({"GOMP_SPINCOUNT": "10"}, None, passive) is None
+    assert fast_runtime_env({SWITCH: "0"}, lib, passive) is None
+    assert fast_runtime_env(env, lib, passive) is None  # the re-executed process does not loop
+
+
+def test_openmp_spins_only_on_idle_cores():
+    spin, sleep = {"GOMP_SPINCOUNT": SPIN_COUNT}, {"OMP_WAIT_POLICY": "PASSIVE"}
+    assert openmp_wait_env(load=0.2, cores=2, threads=2) == spin
+    assert openmp_wait_env(load=0.9, cores=2, threads=2) == sleep  # another job holds most of a core
+    assert openmp_wait_env(load=0.9, cores=2, threads=1) == spin
+    assert openmp_wait_env(load=6.0, cores=8, threads=2) == spin
+    assert openmp_wait_env(load=3.0, cores=2, threads=1) == sleep
 
 
 def test_reexec_sets_the_runtime_once():
     code = (
         "from mixpath.allocator import reexec_with_fast_runtime; reexec_with_fast_runtime(); "
-        "import os; print(os.environ['OMP_WAIT_POLICY'], os.environ.get('LD_PRELOAD', ''))"
+        "import os; print(os.environ.get('OMP_WAIT_POLICY') or os.environ['GOMP_SPINCOUNT'], "
+        "os.environ.get('LD_PRELOAD', ''))"
     )
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
-    policy, preload = out.split(" ", 1)
-    assert policy == "PASSIVE"
+    wait, preload = out.split(" ", 1)
+    assert wait in ("PASSIVE", SPIN_COUNT)
     assert preload.strip() == str(find_allocator() or "")
 
 
