@@ -33,7 +33,7 @@ import torch
 
 from mixpath.allocator import SWITCH, find_allocator, openmp_wait_here
 from mixpath.io import write_json, write_text
-from mixpath.supernet import dw_kernel
+from mixpath.supernet import cpu_kernels
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -96,7 +96,7 @@ ABLATIONS = {
         [],
         {"allocator": True, "openmp_wait": {"OMP_WAIT_POLICY": "PASSIVE"}},
     ),
-    "no compiled dw kernel": ([], {"allocator": True, dw_kernel.SWITCH: "0"}),
+    "no compiled dw kernel": ([], {"allocator": True, cpu_kernels.SWITCH: "0"}),
     "no fused branches (so no dw kernel either)": (["--plain"], {"allocator": True}),
     "NCHW, plain branches, system malloc": (["--nchw", "--plain"], {"allocator": False}),
 }
@@ -237,7 +237,7 @@ def main() -> None:
     args = parser.parse_args()
     reps = args.reps or (1 if args.quick else 2)
     started, load_before = time.perf_counter(), os.getloadavg()
-    dw_kernel.available()  # compile once, outside every timed process
+    cpu_kernels.available()  # compile once, outside every timed process
     print("training ...", file=sys.stderr)
     train = training(args.quick, reps)
     print("ablation ...", file=sys.stderr)

@@ -9,7 +9,7 @@ each branch's conv in the backward pass (a depthwise forward costs a small fract
 The multi-path memory then matches the single-path memory, for about one extra depthwise forward per
 path and step.
 
-The weight gradients of 5x5 to 9x9 depthwise convs come from ``mixpath.supernet.dw_kernel`` when it is
+The weight gradients of 5x5 to 9x9 depthwise convs come from ``mixpath.supernet.cpu_kernels`` when it is
 available (up to 5.7x faster than oneDNN's general path on the CPU).
 
 The values equal what the modules compute (same ops; float rounding aside), the BNs' running statistics
@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from mixpath.supernet import dw_kernel
+from mixpath.supernet import cpu_kernels
 
 # the activations the fused path knows, by module type: forward (in place) and backward given the output z
 # of the BN, i.e. the activation's input
@@ -40,6 +40,8 @@ _ACTIVATIONS = {
     nn.ReLU: (lambda z: z.relu_(), lambda g, z: torch.ops.aten.threshold_backward(g, z, 0.0)),
     nn.SiLU: (lambda z: F.silu(z, inplace=True), lambda g, z: torch.ops.aten.silu_backward(g, z)),
 }
+
+_KERNEL_ACTIVATIONS = {nn.ReLU6: "relu6", nn.ReLU: "relu"}
 
 _FUSED: ContextVar[bool] = ContextVar("mixpath_fused_branches", default=True)
 
@@ -104,7 +106,7 @@ class _BranchSum(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, branches, momenta, *tensors):
         total = None
-        stats = []
+        convs, stats = [], []
         for i, branch in enumerate(branches):
             conv, bn, act = branch
             weight, gamma, beta = tensors[3 * i : 3 * i + 3]
@@ -114,9 +116,10 @@ class _BranchSum(torch.autograd.Function):
             )
             z = _ACTIVATIONS[type(act)][0](z)
             total = z if total is None else total.add_(z)
+            convs.append(y)
             stats += [mean, invstd]
         ctx.branches = branches
-        ctx.save_for_backward(hidden, *tensors, *stats)
+        ctx.save_for_backward(hidden, *tensors, *convs, *stats)
         return total
 
     @staticmethod
@@ -124,33 +127,15 @@ class _BranchSum(torch.autograd.Function):
     def backward(ctx, grad):
         hidden, *rest = ctx.saved_tensors
         n = len(ctx.branches)
-        tensors, stats = rest[: 3 * n], rest[3 * n :]
+        tensors, convs, stats = rest[: 3 * n], rest[3 * n : 4 * n], rest[4 * n :]
         grad = grad.contiguous(memory_format=_memory_format(hidden))
         grad_hidden = None
         grads = []
         for i, (conv, bn, act) in enumerate(ctx.branches):
             weight, gamma, beta = tensors[3 * i : 3 * i + 3]
             mean, invstd = stats[2 * i : 2 * i + 2]
-            y = _conv(hidden, conv, weight)  # recomputed, not stored
-            scale = gamma * invstd
-            shape = (1, -1, 1, 1)
-            z = torch.addcmul((beta - mean * scale).view(shape), y, scale.view(shape))
-            grad_z = _ACTIVATIONS[type(act)][1](grad, z)
-            del z
-            grad_y, grad_gamma, grad_beta = torch.ops.aten.native_batch_norm_backward(
-                grad_z,
-                y,
-                gamma,
-                None,
-                None,
-                mean,
-                invstd,
-                True,
-                bn.eps,
-                [True, gamma.requires_grad, beta.requires_grad],
-            )
-            del grad_z
-            grad_weight = dw_kernel.weight_grad(grad_y, hidden, conv) if weight.requires_grad else None
+            grad_y, grad_gamma, grad_beta = _bn_act_backward(grad, convs[i], mean, invstd, gamma, beta, bn.eps, act)
+            grad_weight = cpu_kernels.weight_grad(grad_y, hidden, conv) if weight.requires_grad else None
             grad_in, aten_grad_weight, _ = torch.ops.aten.convolution_backward(
                 grad_y,
                 hidden,
@@ -170,6 +155,32 @@ class _BranchSum(torch.autograd.Function):
                 grad_hidden = grad_in if grad_hidden is None else grad_hidden.add_(grad_in)
             grads += [grad_weight, grad_gamma, grad_beta]
         return grad_hidden, None, None, *grads
+
+
+def _bn_act_backward(
+    grad: torch.Tensor,
+    y: torch.Tensor,
+    mean: torch.Tensor,
+    invstd: torch.Tensor,
+    gamma: torch.Tensor,
+    beta: torch.Tensor,
+    eps: float,
+    act: nn.Module,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients (BN input, gamma, beta) of ``act(BN(y))``: the compiled kernel where it applies, else
+    PyTorch's operators on the recomputed BN output."""
+    fused = cpu_kernels.bn_act_backward(grad, y, mean, invstd, gamma, beta, _KERNEL_ACTIVATIONS.get(type(act), ""))
+    if fused is not None:
+        return fused
+    scale = gamma * invstd
+    shape = (1, -1, 1, 1)
+    z = torch.addcmul((beta - mean * scale).view(shape), y, scale.view(shape))
+    grad_z = _ACTIVATIONS[type(act)][1](grad, z)
+    del z
+    grad_y, grad_gamma, grad_beta = torch.ops.aten.native_batch_norm_backward(
+        grad_z, y, gamma, None, None, mean, invstd, True, eps, [True, gamma.requires_grad, beta.requires_grad]
+    )
+    return grad_y, grad_gamma, grad_beta
 
 
 def _memory_format(x: torch.Tensor) -> torch.memory_format:
