@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -56,18 +57,41 @@ SPIN_COUNT = "3000"
 
 
 def openmp_wait_env(load: float, cores: int, threads: int) -> dict[str, str]:
-    """The OpenMP waiting for ``threads`` threads on ``cores`` cores with a 1-minute load average ``load``:
-    a short spin when the other jobs leave our threads a core each (within half a core), else sleeping."""
+    """The OpenMP waiting for ``threads`` threads on ``cores`` cores while other jobs keep ``load`` cores
+    busy: a short spin when they leave our threads a core each (within half a core), else sleeping."""
     if load + threads <= cores + 0.5:
         return {"GOMP_SPINCOUNT": SPIN_COUNT}
     return {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
+def busy_cores(seconds: float = 0.1) -> float:
+    """How many cores of this machine are busy, from ``/proc/stat`` over the next ``seconds``; the 1-minute
+    load average where there is no ``/proc/stat``."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+        return sum(ticks), ticks[3] + ticks[4]  # total, idle + iowait
+
+    try:
+        total, idle = sample()
+        time.sleep(seconds)
+        total2, idle2 = sample()
+    except OSError:
+        return os.getloadavg()[0]
+    if total2 == total:
+        return 0.0
+    return (os.cpu_count() or 1) * (1.0 - (idle2 - idle) / (total2 - total))
+
+
 def openmp_wait_here(environ: Mapping[str, str]) -> dict[str, str]:
-    """``openmp_wait_env`` for this machine now; the thread count is ``OMP_NUM_THREADS`` or all usable cores."""
+    """``openmp_wait_env`` for this machine now; the thread count is ``OMP_NUM_THREADS`` or all usable cores.
+    The load of other jobs is the lower of the 1-minute load average (which lags: it still counts jobs that
+    ended seconds ago) and the cores busy over the next 0.1 s (which misses a job between two bursts)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     threads = environ.get("OMP_NUM_THREADS", "")
-    return openmp_wait_env(os.getloadavg()[0], cores, int(threads) if threads.isdigit() else cores)
+    load = min(os.getloadavg()[0], busy_cores())
+    return openmp_wait_env(load, cores, int(threads) if threads.isdigit() else cores)
 
 
 def fast_runtime_env(
@@ -90,6 +114,8 @@ def fast_runtime_env(
 def reexec_with_fast_runtime() -> None:
     """Replace this process by itself started with ``fast_runtime_env`` (does not return), if it changes
     anything; call first thing in the CLI, before threads or large allocations exist."""
+    if os.environ.get(SWITCH) is not None:  # the re-executed process, or the user said no
+        return
     env = fast_runtime_env(os.environ, find_allocator(), openmp_wait_here(os.environ))
     if env is None or not sys.orig_argv:
         return
