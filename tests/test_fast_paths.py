@@ -151,8 +151,8 @@ def test_fusing_keeps_one_tensor_per_extra_path(tiny):
     with fused_branches(False):
         plain_single, plain_four = _saved_bytes(net, x, single), _saved_bytes(net, x, four)
     assert plain_four > 1.6 * plain_single  # two hidden-sized tensors per extra path (conv and BN outputs)
-    assert fused_four < 1.5 * fused_single  # one: the conv output (+ per-channel statistics)
-    assert fused_four - fused_single < 0.6 * (plain_four - plain_single)
+    # fused: one per extra path (its conv output; + per-channel statistics)
+    assert fused_four - fused_single < 0.55 * (plain_four - plain_single)
     assert fused_single < plain_single
 
 

@@ -71,6 +71,12 @@ def branch_sum(hidden: torch.Tensor, branches: Sequence[nn.Module]) -> torch.Ten
     return _BranchSum.apply(hidden, branches, momenta, *tensors)
 
 
+def fused_conv_bn_act(x: torch.Tensor, block: nn.Module) -> torch.Tensor:
+    """``block(x)`` for a Sequential of Conv2d, BatchNorm2d and an activation: a sum of one branch, so in
+    training it runs fused like the branches (its BN and activation backward from the compiled kernel)."""
+    return branch_sum(x, [block])
+
+
 def _fusable(hidden: torch.Tensor, branches: Sequence[nn.Module]) -> bool:
     if not _FUSED.get() or not torch.is_grad_enabled() or _autocast(hidden.device.type):
         return False

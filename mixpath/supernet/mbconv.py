@@ -23,7 +23,7 @@ from torch import nn
 from mixpath.errors import MixPathError
 from mixpath.spaces import LayerChoice, LayerSpec
 from mixpath.supernet.bn_policies import PathNorm, make_path_norm
-from mixpath.supernet.branch_sum import branch_sum
+from mixpath.supernet.branch_sum import branch_sum, fused_conv_bn_act
 
 ACTIVATIONS = ("relu6", "relu", "swish")
 
@@ -98,7 +98,7 @@ def inverted_residual(
     se: nn.Module | None = None,
 ) -> torch.Tensor:
     """Sum the active depthwise branches of one expansion, apply SE, project, scale, normalise, add the residual."""
-    summed = branch_sum(expand(x), branches)
+    summed = branch_sum(fused_conv_bn_act(x, expand), branches)
     if se is not None:
         summed = se(summed)
     out = project(summed)
@@ -209,7 +209,7 @@ class Head(nn.Module):
         self.classifier = nn.Linear(c_head, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.conv(x).mean((2, 3)))
+        return self.classifier(fused_conv_bn_act(x, self.conv).mean((2, 3)))
 
 
 def init_weights(model: nn.Module) -> None:

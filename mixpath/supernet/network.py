@@ -19,6 +19,7 @@ from torch import nn
 from mixpath.errors import MixPathError
 from mixpath.spaces import Architecture, SearchSpace
 from mixpath.supernet.bn_policies import BN_POLICIES
+from mixpath.supernet.branch_sum import fused_conv_bn_act
 from mixpath.supernet.mbconv import (
     Head,
     InvertedResidual,
@@ -83,7 +84,7 @@ class MBConvSupernet(nn.Module):
         self.to(memory_format=memory_format)
 
     def forward(self, x: torch.Tensor, arch: Architecture) -> torch.Tensor:
-        x = self.stem(x.contiguous(memory_format=self.memory_format))
+        x = fused_conv_bn_act(x.contiguous(memory_format=self.memory_format), self.stem)
         if self.sep is not None:
             x = self.sep(x)
         for layer, choice in zip(self.layers, arch.layers, strict=True):
@@ -133,7 +134,7 @@ class MBConvStandalone(nn.Module):
         self.to(memory_format=memory_format)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x.contiguous(memory_format=self.memory_format))
+        x = fused_conv_bn_act(x.contiguous(memory_format=self.memory_format), self.stem)
         if self.sep is not None:
             x = self.sep(x)
         return self.head(self.layers(x))
