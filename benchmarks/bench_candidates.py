@@ -1,12 +1,14 @@
 """Candidate evaluation speed (BN calibration + validation) of one configuration; prints one JSON line.
 
     python benchmarks/bench_candidates.py --impl mixpath            # SupernetEvaluator, default settings
+    python benchmarks/bench_candidates.py --impl mixpath-unfolded   # the same, validation without BN folding
     python benchmarks/bench_candidates.py --impl mixpath-ema        # the same, SPOS's 200-batch re-estimation
     python benchmarks/bench_candidates.py --impl reference          # reference supernet, SPOS re-estimation
 
 fmnist-s1 at m=4 on Fashion-MNIST with the default split (54,000 training / 6,000 validation images) and
 a freshly initialised supernet (speed does not depend on the weights). ``mixpath`` scores the way a search
-does: exact calibration on a fixed 2,048-image subset, validation in batches of 512 (costs left out).
+does: exact calibration on a fixed 2,048-image subset, validation in batches of 512 of the extracted subnet
+with its BNs folded into its convolutions (costs left out); ``mixpath-unfolded`` validates on the supernet.
 ``reference`` resets every BN, re-estimates on 200 batches of 100 images in train mode (20,000 images) and
 validates in batches of 512, NCHW. ``mixpath-ema`` runs mixpath's code with the reference's protocol, which
 separates what the implementation gains from what the cheaper calibration gains. Whether the cheaper
@@ -34,7 +36,7 @@ from mixpath.evaluation import SupernetEvaluator, calibration_images  # noqa: E4
 from mixpath.spaces import get_space  # noqa: E402
 from mixpath.supernet import build_supernet  # noqa: E402
 
-IMPLS = ("mixpath", "mixpath-ema", "reference")
+IMPLS = ("mixpath", "mixpath-unfolded", "mixpath-ema", "reference")
 SPACE, M = "fmnist-s1", 4
 
 
@@ -55,9 +57,13 @@ def measure(impl: str, archs: int = 3, seed: int = 0) -> dict:
             spos_evaluate(model, arch, calib, dataset.val_x, dataset.val_y)
 
     else:
-        calibration = "exact" if impl == "mixpath" else "ema"
+        calibration = "ema" if impl == "mixpath-ema" else "exact"
         evaluator = SupernetEvaluator(
-            build_supernet(space, M), dataset, calibration=calibration, cost_model=lambda arch: {}
+            build_supernet(space, M),
+            dataset,
+            calibration=calibration,
+            cost_model=lambda arch: {},
+            fold_bn=impl != "mixpath-unfolded",
         )
 
         def evaluate(arch):

@@ -39,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 SPACES = ("cifar-s1", "fmnist-s1")
 MS = (1, 2, 4)
+IMPLS = ("reference", "mixpath")
 OPENMP_WAIT = openmp_wait_here(os.environ)
 """The OpenMP waiting of every process of this run, chosen once, before the suite adds load of its own."""
 
@@ -68,22 +69,42 @@ def median(rows: list[dict], key: str) -> float:
     return statistics.median(row[key] for row in rows)
 
 
+def images_per_s(row: dict, steps: int) -> float:
+    """Throughput over the first ``steps`` timed steps of one run."""
+    return row["batch"] * steps / sum(row["step_s"][:steps])
+
+
+def speed_up(mix: list[dict], ref: list[dict]) -> float:
+    """mixpath's images/s over the reference's, both over the timed steps both ran (same architectures)."""
+    steps = min(len(row["step_s"]) for row in ref + mix)
+    mixpath = statistics.median(images_per_s(row, steps) for row in mix)
+    return mixpath / statistics.median(images_per_s(row, steps) for row in ref)
+
+
 def training(quick: bool, reps: int) -> dict:
     """Per space and m: reference and mixpath runs, alternating, on the same architectures."""
     results: dict[str, dict[str, list[dict]]] = {}
     for space in SPACES:
-        big = space == "cifar-s1"  # ~20 s per reference step at m=4: one repetition of 2 timed steps
-        steps, warmup = (1 if quick else 2, 1) if big else (6 if quick else 10, 2)
-        common = ["--space", space, "--steps", str(steps), "--warmup", str(warmup)]
+        # cifar-s1: 7-20 s per reference step, so one repetition; mixpath runs twice the steps (its
+        # multi/single ratio rests on them) and its speed-up is taken over the steps both ran
+        big = space == "cifar-s1"
+        steps = (
+            {"reference": 1 if quick else 2, "mixpath": 2 if quick else 4}
+            if big
+            else dict.fromkeys(IMPLS, 12 if quick else 30)
+        )
+        warmup = 1 if big else 2
+        common = ["--space", space, "--warmup", str(warmup)]
         if big:
             common += ["--saved-archs", "1"]
         for rep in range(1 if big else reps):
             for m in MS:
                 key = f"{space} m={m}"
                 results.setdefault(key, {"reference": [], "mixpath": []})
-                for impl in ("reference", "mixpath") if rep % 2 == 0 else ("mixpath", "reference"):
+                for impl in IMPLS if rep % 2 == 0 else IMPLS[::-1]:
                     env = environment(impl == "mixpath")
-                    row = run("bench_training.py", ["--impl", impl, "--m", str(m), *common], env)
+                    args = ["--impl", impl, "--m", str(m), "--steps", str(steps[impl]), *common]
+                    row = run("bench_training.py", args, env)
                     results[key][impl].append(row)
                     print(f"  {key} {impl}: {row['images_per_s']:.1f} img/s", file=sys.stderr, flush=True)
     return results
@@ -104,7 +125,7 @@ ABLATIONS = {
 
 def ablation(quick: bool, reps: int) -> dict[str, list[dict]]:
     """fmnist-s1 at m=4 with one fast path taken away at a time; the order alternates between repetitions."""
-    steps = ["--steps", "6" if quick else "8", "--warmup", "2"]
+    steps = ["--steps", "8" if quick else "20", "--warmup", "2"]
     rows: dict[str, list[dict]] = {name: [] for name in ABLATIONS}
     for rep in range(reps):
         for name in list(ABLATIONS) if rep % 2 == 0 else list(ABLATIONS)[::-1]:
@@ -119,7 +140,7 @@ def ablation(quick: bool, reps: int) -> dict[str, list[dict]]:
 
 def candidates(quick: bool) -> dict[str, list[dict]]:
     """Reference, mixpath and (full suite) mixpath with the reference's protocol, one process each."""
-    impls = ("reference", "mixpath") if quick else ("reference", "mixpath", "mixpath-ema")
+    impls = ("reference", "mixpath") if quick else ("reference", "mixpath", "mixpath-unfolded", "mixpath-ema")
     results: dict[str, list[dict]] = {}
     for impl in impls:
         archs = ["--archs", "1" if quick or impl == "mixpath-ema" else "2"]
@@ -144,7 +165,7 @@ def training_table(results: dict) -> list[str]:
     for key, impls in results.items():
         space, m = key.split(" m=")
         ref, mix = impls["reference"], impls["mixpath"]
-        speed = median(mix, "images_per_s") / median(ref, "images_per_s")
+        speed = speed_up(mix, ref)
         lines.append(
             f"| {space} | {m} | {median(ref, 'images_per_s'):.1f} | {median(mix, 'images_per_s'):.1f} | "
             f"{speed:.2f}x | {median(ref, 'peak_rss_mb'):.0f} (+{median(ref, 'train_mb'):.0f}) | "
@@ -188,6 +209,7 @@ def candidates_table(results: dict[str, list[dict]]) -> list[str]:
     labels = {
         "reference": "reference: SPOS re-estimation (200 x 100 images), NCHW",
         "mixpath": "mixpath: exact calibration (2,048 images), default",
+        "mixpath-unfolded": "mixpath: exact calibration, BN not folded for validation",
         "mixpath-ema": "mixpath code, SPOS re-estimation (200 x 100 images)",
     }
     lines = [
@@ -213,7 +235,7 @@ def targets(train: dict, cands: dict) -> list[str]:
         ref_four, one, four = (
             train[f"{space} m={m}"][impl] for m, impl in ((4, "reference"), (1, "mixpath"), (4, "mixpath"))
         )
-        speed = median(four, "images_per_s") / median(ref_four, "images_per_s")
+        speed = speed_up(four, ref_four)
         cost = median(one, "images_per_s") / median(four, "images_per_s")
         rss = median(four, "train_mb") / median(one, "train_mb")
         saved = median(four, "saved_mb") / median(one, "saved_mb")
@@ -259,7 +281,8 @@ def main() -> None:
         f"Machine: {machine}.",
         f"Command: `python benchmarks/run_all.py{' --quick' if args.quick else ''}`",
         "",
-        "Supernet training, batch 96 (median of reference/mixpath runs alternated in fresh processes):",
+        "Supernet training, batch 96 (median of reference/mixpath runs alternated in fresh processes; fmnist-s1: "
+        f"{reps} x 30 timed steps each; cifar-s1: 2 reference and 4 mixpath steps, speed-up over the 2 both ran):",
         "",
         *training_table(train),
         "",
