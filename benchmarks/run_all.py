@@ -282,7 +282,8 @@ def main() -> None:
         f"Command: `python benchmarks/run_all.py{' --quick' if args.quick else ''}`",
         "",
         "Supernet training, batch 96 (median of reference/mixpath runs alternated in fresh processes; fmnist-s1: "
-        f"{reps} x 30 timed steps each; cifar-s1: 2 reference and 4 mixpath steps, speed-up over the 2 both ran):",
+        f"{reps} x {12 if args.quick else 30} timed steps each; cifar-s1: 2 reference and 4 mixpath steps "
+        "(quick: 1 and 2), speed-up over the steps both ran):",
         "",
         *training_table(train),
         "",
