@@ -1,16 +1,17 @@
 """The summed depthwise branches of a multi-path layer, fused for training: less memory, same result.
 
 Each active branch is depthwise conv -> BN (training statistics) -> activation, and the layer sums the
-branches. Autograd would keep, per branch, the conv output (for the BN backward) and the activation's
-output: two hidden-sized tensors per path, so a layer with 4 paths holds ~8 where a single path holds 2,
-and a MixPath supernet at m=4 needed ~1.8x the memory of a single-path one. ``branch_sum`` keeps only
-the shared branch input and each BN's batch mean and 1/std (a few numbers per channel), and recomputes
-each branch's conv in the backward pass (a depthwise forward costs a small fraction of its backward).
-The multi-path memory then matches the single-path memory, for about one extra depthwise forward per
-path and step.
+branches. Autograd would keep, per branch, the conv output (for the BN backward) and the BN output (for
+the activation's backward): two hidden-sized tensors per path, so a MixPath supernet at m=4 needed ~1.6x
+the activation memory of a single-path one. ``branch_sum`` runs the branches as one autograd function that
+keeps the shared branch input, each branch's conv output and each BN's batch mean and 1/std: one tensor
+per path (m=4 at ~1.3-1.4x single-path memory, measured). Recomputing the convs in the backward pass
+instead would bring that to 1.00x, but made m=4 training 30-40 % slower on the CPU, so it is not done.
 
-The weight gradients of 5x5 to 9x9 depthwise convs come from ``mixpath.supernet.cpu_kernels`` when it is
-available (up to 5.7x faster than oneDNN's general path on the CPU).
+The backward pass of BN + ReLU6/ReLU comes from ``mixpath.supernet.cpu_kernels.bn_act_backward`` (two
+passes over memory where PyTorch needs three operators) and the weight gradients of 5x5 to 9x9 depthwise
+convs from ``cpu_kernels.weight_grad``, when the kernels are available; PyTorch's operators otherwise.
+``fused_conv_bn_act`` runs a single conv-BN-activation block (stem, expansion, head) the same way.
 
 The values equal what the modules compute (same ops; float rounding aside), the BNs' running statistics
 and ``num_batches_tracked`` move exactly as ``nn.BatchNorm2d`` moves them, and gradients reach exactly
@@ -174,7 +175,7 @@ def _bn_act_backward(
     act: nn.Module,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients (BN input, gamma, beta) of ``act(BN(y))``: the compiled kernel where it applies, else
-    PyTorch's operators on the recomputed BN output."""
+    PyTorch's operators on the BN output recomputed from ``y`` and the batch statistics."""
     fused = cpu_kernels.bn_act_backward(grad, y, mean, invstd, gamma, beta, _KERNEL_ACTIVATIONS.get(type(act), ""))
     if fused is not None:
         return fused
