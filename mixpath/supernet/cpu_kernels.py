@@ -17,9 +17,9 @@ Where a MixPath supernet's training time goes on the CPU, and what these kernels
 
 They are ~150 lines of C compiled once per machine with the system C compiler (``cc``, about a second)
 into ``$XDG_CACHE_HOME/mixpath`` (default ``~/.cache/mixpath``) and loaded with ctypes: no torch headers,
-no build step at install time. Their threads are PyTorch's own: the library asks for ``libgomp.so.1``,
-which the process has already loaded from torch's wheel, so no second OpenMP pool competes for the
-cores. Without a compiler (or with ``MIXPATH_CPU_KERNELS=0``) both functions
+no build step at install time. Their threads are PyTorch's own where torch uses GNU OpenMP (the pip wheels
+do): the library asks for ``libgomp.so.1``, which the process has already loaded from torch, so no second
+OpenMP pool competes for the cores. Without a compiler (or with ``MIXPATH_CPU_KERNELS=0``) both functions
 return None and callers keep PyTorch's operators.
 """
 
