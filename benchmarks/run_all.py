@@ -91,7 +91,7 @@ def training(quick: bool, reps: int) -> dict:
         steps = (
             {"reference": 1 if quick else 2, "mixpath": 2 if quick else 4}
             if big
-            else dict.fromkeys(IMPLS, 12 if quick else 30)
+            else dict.fromkeys(IMPLS, 12 if quick else 20)
         )
         warmup = 1 if big else 2
         common = ["--space", space, "--warmup", str(warmup)]
@@ -125,7 +125,7 @@ ABLATIONS = {
 
 def ablation(quick: bool, reps: int) -> dict[str, list[dict]]:
     """fmnist-s1 at m=4 with one fast path taken away at a time; the order alternates between repetitions."""
-    steps = ["--steps", "8" if quick else "20", "--warmup", "2"]
+    steps = ["--steps", "8" if quick else "12", "--warmup", "2"]
     rows: dict[str, list[dict]] = {name: [] for name in ABLATIONS}
     for rep in range(reps):
         for name in list(ABLATIONS) if rep % 2 == 0 else list(ABLATIONS)[::-1]:
@@ -282,7 +282,7 @@ def main() -> None:
         f"Command: `python benchmarks/run_all.py{' --quick' if args.quick else ''}`",
         "",
         "Supernet training, batch 96 (median of reference/mixpath runs alternated in fresh processes; fmnist-s1: "
-        f"{reps} x {12 if args.quick else 30} timed steps each; cifar-s1: 2 reference and 4 mixpath steps "
+        f"{reps} x {12 if args.quick else 20} timed steps each; cifar-s1: 2 reference and 4 mixpath steps "
         "(quick: 1 and 2), speed-up over the steps both ran):",
         "",
         *training_table(train),
