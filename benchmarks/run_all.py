@@ -40,6 +40,8 @@ RESULTS = HERE / "results"
 SPACES = ("cifar-s1", "fmnist-s1")
 MS = (1, 2, 4)
 IMPLS = ("reference", "mixpath")
+FMNIST_STEPS = {False: 10, True: 6}
+"""Timed fmnist-s1 steps per process (full suite, --quick)."""
 OPENMP_WAIT = openmp_wait_here(os.environ)
 """The OpenMP waiting of every process of this run, chosen once, before the suite adds load of its own."""
 
@@ -82,28 +84,31 @@ def speed_up(mix: list[dict], ref: list[dict]) -> float:
 
 
 def training(quick: bool, reps: int) -> dict:
-    """Per space and m: reference and mixpath runs, alternating, on the same architectures."""
+    """Per space and m: reference and mixpath runs, alternating, on the same architectures.
+
+    fmnist-s1: ``2 * reps`` short repetitions, each on its own architecture seed (shared by both
+    implementations and by m=1, 2, 4): frequent alternation spreads the machine's minute-scale speed swings
+    over both implementations, and more seeds average the sampled path counts. cifar-s1: 7-20 s per
+    reference step, so one repetition; mixpath runs twice the steps (its multi/single ratio rests on them)
+    and its speed-up is taken over the steps both ran."""
     results: dict[str, dict[str, list[dict]]] = {}
     for space in SPACES:
-        # cifar-s1: 7-20 s per reference step, so one repetition; mixpath runs twice the steps (its
-        # multi/single ratio rests on them) and its speed-up is taken over the steps both ran
         big = space == "cifar-s1"
         steps = (
             {"reference": 1 if quick else 2, "mixpath": 2 if quick else 4}
             if big
-            else dict.fromkeys(IMPLS, 12 if quick else 20)
+            else dict.fromkeys(IMPLS, FMNIST_STEPS[quick])
         )
-        warmup = 1 if big else 2
-        common = ["--space", space, "--warmup", str(warmup)]
+        common = ["--space", space, "--warmup", "1" if big else "2"]
         if big:
             common += ["--saved-archs", "1"]
-        for rep in range(1 if big else reps):
+        for rep in range(1 if big else 2 * reps):
             for m in MS:
                 key = f"{space} m={m}"
                 results.setdefault(key, {"reference": [], "mixpath": []})
                 for impl in IMPLS if rep % 2 == 0 else IMPLS[::-1]:
                     env = environment(impl == "mixpath")
-                    args = ["--impl", impl, "--m", str(m), "--steps", str(steps[impl]), *common]
+                    args = ["--impl", impl, "--m", str(m), "--steps", str(steps[impl]), "--seed", str(rep), *common]
                     row = run("bench_training.py", args, env)
                     results[key][impl].append(row)
                     print(f"  {key} {impl}: {row['images_per_s']:.1f} img/s", file=sys.stderr, flush=True)
@@ -282,8 +287,8 @@ def main() -> None:
         f"Command: `python benchmarks/run_all.py{' --quick' if args.quick else ''}`",
         "",
         "Supernet training, batch 96 (median of reference/mixpath runs alternated in fresh processes; fmnist-s1: "
-        f"{reps} x {12 if args.quick else 20} timed steps each; cifar-s1: 2 reference and 4 mixpath steps "
-        "(quick: 1 and 2), speed-up over the steps both ran):",
+        f"{2 * reps} x {FMNIST_STEPS[args.quick]} timed steps each, one architecture seed per repetition; cifar-s1: "
+        "2 reference and 4 mixpath steps (quick: 1 and 2), speed-up over the steps both ran):",
         "",
         *training_table(train),
         "",
