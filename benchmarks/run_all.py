@@ -77,10 +77,15 @@ def images_per_s(row: dict, steps: int) -> float:
 
 
 def speed_up(mix: list[dict], ref: list[dict]) -> float:
-    """mixpath's images/s over the reference's, both over the timed steps both ran (same architectures)."""
+    """mixpath's images/s over the reference's: the median over repetitions of the ratio within each
+    (the two ran back to back on the same architectures), over the timed steps both ran."""
     steps = min(len(row["step_s"]) for row in ref + mix)
-    mixpath = statistics.median(images_per_s(row, steps) for row in mix)
-    return mixpath / statistics.median(images_per_s(row, steps) for row in ref)
+    return statistics.median(images_per_s(a, steps) / images_per_s(b, steps) for a, b in zip(mix, ref, strict=True))
+
+
+def time_ratio(four: list[dict], one: list[dict]) -> float:
+    """m=4 over m=1 time per image: the median over repetitions (same architecture seed) of the ratio."""
+    return statistics.median(a["images_per_s"] / b["images_per_s"] for a, b in zip(one, four, strict=True))
 
 
 def training(quick: bool, reps: int) -> dict:
@@ -189,7 +194,7 @@ def multi_single_table(results: dict) -> list[str]:
         for impl in ("reference", "mixpath"):
             one, four = results[f"{space} m=1"][impl], results[f"{space} m=4"][impl]
             lines.append(
-                f"| {space} | {impl} | {median(one, 'images_per_s') / median(four, 'images_per_s'):.2f} | "
+                f"| {space} | {impl} | {time_ratio(four, one):.2f} | "
                 f"{median(four, 'peak_rss_mb') / median(one, 'peak_rss_mb'):.2f} | "
                 f"{median(four, 'train_mb') / median(one, 'train_mb'):.2f} | "
                 f"{median(four, 'saved_mb') / median(one, 'saved_mb'):.2f} |"
@@ -241,7 +246,7 @@ def targets(train: dict, cands: dict) -> list[str]:
             train[f"{space} m={m}"][impl] for m, impl in ((4, "reference"), (1, "mixpath"), (4, "mixpath"))
         )
         speed = speed_up(four, ref_four)
-        cost = median(one, "images_per_s") / median(four, "images_per_s")
+        cost = time_ratio(four, one)
         rss = median(four, "train_mb") / median(one, "train_mb")
         saved = median(four, "saved_mb") / median(one, "saved_mb")
         lines += [
