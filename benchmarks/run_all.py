@@ -1,11 +1,12 @@
 """The speed suite: mixpath against a reference implementation, measured in the same run; prints the table.
 
-    python benchmarks/run_all.py                 # ~10 min on 2 cores shared with one other job
-    python benchmarks/run_all.py --quick         # fewer steps and architectures, ~7 min
+    python benchmarks/run_all.py                 # under 10 min on 2 idle cores
+    python benchmarks/run_all.py --quick         # fewer steps and repetitions, ~6 min
 
 Every figure comes from a fresh process (``bench_training.py``, ``bench_candidates.py``), so its peak
-resident memory is its own. Reference and mixpath runs alternate (A/B/A/B) on the same architectures and
-each figure is the median over repetitions, so load from other jobs falls on both alike; the load average
+resident memory is its own. Reference and mixpath runs alternate (A/B, B/A, ...) on the same
+architectures, and each ratio is the median over repetitions of the ratio within one, so load from other
+jobs and the machine's own speed swings fall on both alike; the load average
 is printed with the table.
 
 Environments: every process, reference and mixpath alike, gets the OpenMP waiting that mixpath's CLI
@@ -91,7 +92,7 @@ def time_ratio(four: list[dict], one: list[dict]) -> float:
 def training(quick: bool, reps: int) -> dict:
     """Per space and m: reference and mixpath runs, alternating, on the same architectures.
 
-    fmnist-s1: ``2 * reps`` short repetitions, each on its own architecture seed (shared by both
+    fmnist-s1: ``reps`` short repetitions, each on its own architecture seed (shared by both
     implementations and by m=1, 2, 4): frequent alternation spreads the machine's minute-scale speed swings
     over both implementations, and more seeds average the sampled path counts. cifar-s1: 7-20 s per
     reference step, so one repetition; mixpath runs twice the steps (its multi/single ratio rests on them)
@@ -107,7 +108,7 @@ def training(quick: bool, reps: int) -> dict:
         common = ["--space", space, "--warmup", "1" if big else "2"]
         if big:
             common += ["--saved-archs", "1"]
-        for rep in range(1 if big else 2 * reps):
+        for rep in range(1 if big else reps):
             for m in MS:
                 key = f"{space} m={m}"
                 results.setdefault(key, {"reference": [], "mixpath": []})
@@ -133,18 +134,16 @@ ABLATIONS = {
 }
 
 
-def ablation(quick: bool, reps: int) -> dict[str, list[dict]]:
-    """fmnist-s1 at m=4 with one fast path taken away at a time; the order alternates between repetitions."""
+def ablation(quick: bool) -> dict[str, list[dict]]:
+    """fmnist-s1 at m=4 with one fast path taken away at a time, once each (what each brings, not a target)."""
     steps = ["--steps", "8" if quick else "12", "--warmup", "2"]
     rows: dict[str, list[dict]] = {name: [] for name in ABLATIONS}
-    for rep in range(reps):
-        for name in list(ABLATIONS) if rep % 2 == 0 else list(ABLATIONS)[::-1]:
-            flags, settings = ABLATIONS[name]
-            settings = dict(settings)
-            env = environment(settings.pop("allocator"), **settings)
-            args = ["--impl", "mixpath", "--space", "fmnist-s1", "--m", "4", *steps, *flags]
-            rows[name].append(run("bench_training.py", args, env))
-            print(f"  ablation {name}: {rows[name][-1]['images_per_s']:.1f} img/s", file=sys.stderr, flush=True)
+    for name, (flags, settings) in ABLATIONS.items():
+        settings = dict(settings)
+        env = environment(settings.pop("allocator"), **settings)
+        args = ["--impl", "mixpath", "--space", "fmnist-s1", "--m", "4", *steps, *flags]
+        rows[name].append(run("bench_training.py", args, env))
+        print(f"  ablation {name}: {rows[name][-1]['images_per_s']:.1f} img/s", file=sys.stderr, flush=True)
     return rows
 
 
@@ -263,17 +262,17 @@ def targets(train: dict, cands: dict) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps, one repetition")
-    parser.add_argument("--reps", type=int, default=None, help="repetitions of the cheap figures (default 2, quick 1)")
+    parser.add_argument("--reps", type=int, default=None, help="fmnist-s1 training repetitions (default 3, quick 2)")
     parser.add_argument("--run", type=Path, default=Path("experiments/runs/ablation/shadow"))
     parser.add_argument("--ground-truth", type=Path, default=Path("experiments/results/ablation/groundtruth_seed0.csv"))
     args = parser.parse_args()
-    reps = args.reps or (1 if args.quick else 2)
+    reps = args.reps or (2 if args.quick else 3)
     started, load_before = time.perf_counter(), os.getloadavg()
     cpu_kernels.available()  # compile once, outside every timed process
     print("training ...", file=sys.stderr)
     train = training(args.quick, reps)
     print("ablation ...", file=sys.stderr)
-    ablations = ablation(args.quick, reps)
+    ablations = ablation(args.quick)
     print("candidate evaluation ...", file=sys.stderr)
     cands = candidates(args.quick)
     print("ranking ...", file=sys.stderr)
@@ -292,7 +291,7 @@ def main() -> None:
         f"Command: `python benchmarks/run_all.py{' --quick' if args.quick else ''}`",
         "",
         "Supernet training, batch 96 (median of reference/mixpath runs alternated in fresh processes; fmnist-s1: "
-        f"{2 * reps} x {FMNIST_STEPS[args.quick]} timed steps each, one architecture seed per repetition; cifar-s1: "
+        f"{reps} x {FMNIST_STEPS[args.quick]} timed steps each, one architecture seed per repetition; cifar-s1: "
         "2 reference and 4 mixpath steps (quick: 1 and 2), speed-up over the steps both ran):",
         "",
         *training_table(train),
