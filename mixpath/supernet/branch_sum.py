@@ -6,7 +6,8 @@ the activation's backward): two hidden-sized tensors per path, so a MixPath supe
 the activation memory of a single-path one. ``branch_sum`` runs the branches as one autograd function that
 keeps the shared branch input, each branch's conv output and each BN's batch mean and 1/std: one tensor
 per path (m=4 at ~1.3-1.4x single-path memory, measured). Recomputing the convs in the backward pass
-instead would bring that to 1.00x, but made m=4 training 30-40 % slower on the CPU, so it is not done.
+instead would bring that to 1.00x for one extra depthwise forward per path and step; the previous
+version did, this one spends memory (within the 1.5x the speed targets allow) on time.
 
 The backward pass of BN + ReLU6/ReLU comes from ``mixpath.supernet.cpu_kernels.bn_act_backward`` (two
 passes over memory where PyTorch needs three operators) and the weight gradients of 5x5 to 9x9 depthwise
