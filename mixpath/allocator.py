@@ -26,7 +26,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -95,17 +95,18 @@ def openmp_wait_here(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def fast_runtime_env(
-    environ: Mapping[str, str], allocator: Path | None, openmp_wait: Mapping[str, str]
+    environ: Mapping[str, str], allocator: Path | None, openmp_wait: Callable[[], Mapping[str, str]]
 ) -> dict[str, str] | None:
     """The environment to re-execute with, or None when nothing would change (or the user said no).
-    ``openmp_wait`` is the waiting to set (``openmp_wait_env``) unless the user chose one."""
+    ``openmp_wait()`` gives the waiting to set (``openmp_wait_env``); it is asked only when the user chose
+    none, because measuring the load takes 0.1 s of start-up."""
     if environ.get(SWITCH) is not None:
         return None
     changes = {}
     if allocator is not None and not environ.get("LD_PRELOAD"):
         changes["LD_PRELOAD"] = str(allocator)
     if not environ.get("OMP_WAIT_POLICY") and not environ.get("GOMP_SPINCOUNT"):
-        changes.update(openmp_wait)
+        changes.update(openmp_wait())
     if not changes:
         return None
     return {**environ, **changes, SWITCH: "1"}
@@ -114,9 +115,7 @@ def fast_runtime_env(
 def reexec_with_fast_runtime() -> None:
     """Replace this process by itself started with ``fast_runtime_env`` (does not return), if it changes
     anything; call first thing in the CLI, before threads or large allocations exist."""
-    if os.environ.get(SWITCH) is not None:  # the re-executed process, or the user said no
-        return
-    env = fast_runtime_env(os.environ, find_allocator(), openmp_wait_here(os.environ))
+    env = fast_runtime_env(os.environ, find_allocator(), lambda: openmp_wait_here(os.environ))
     if env is None or not sys.orig_argv:
         return
     log.debug("re-executing with %s", {k: v for k, v in env.items() if k not in os.environ})

@@ -187,7 +187,10 @@ def test_fast_runtime_env_respects_the_user(tmp_path):
     lib.write_bytes(b"")
     assert find_allocator((str(tmp_path / "none"), str(tmp_path))) == lib
     assert find_allocator((str(tmp_path / "none"),)) is None
-    passive = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+    def passive() -> dict[str, str]:
+        return {"OMP_WAIT_POLICY": "PASSIVE"}
+
     env = fast_runtime_env({"PATH": "/bin"}, lib, passive)
     assert env == {"PATH": "/bin", "LD_PRELOAD": str(lib), "OMP_WAIT_POLICY": "PASSIVE", SWITCH: "1"}
     assert fast_runtime_env({"LD_PRELOAD": "mine.so"}, lib, passive)["LD_PRELOAD"] == "mine.so"
