@@ -42,12 +42,12 @@ def fold_sequential(block: nn.Sequential) -> None:
 
 
 def fold_inverted_residual(layer: InvertedResidual) -> None:
-    """Fold ``norm(project(x) * scale)`` into one conv with a bias, in place."""
+    """Fold ``norm(project(x) * scale)`` into one conv with a bias, in place (``layer`` belongs to the copy
+    ``fold_batchnorms`` made, so its weights may change)."""
     if not foldable(layer.project, layer.norm):
         return
-    project = copy.deepcopy(layer.project)
-    project.weight.data.mul_(layer.scale)
-    layer.project = fuse_conv_bn_eval(project, layer.norm)
+    layer.project.weight.data.mul_(layer.scale)
+    layer.project = fuse_conv_bn_eval(layer.project, layer.norm)
     layer.norm = nn.Identity()
     layer.scale = 1.0
 
