@@ -31,7 +31,7 @@ def _register_commands() -> None:
 
 
 def main() -> None:
-    reexec_with_fast_runtime()  # tcmalloc/jemalloc and passive OpenMP threads; see mixpath.allocator
+    reexec_with_fast_runtime()  # tcmalloc/jemalloc and OpenMP waiting fit to the load; see mixpath.allocator
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     _register_commands()
     try:
