@@ -101,16 +101,18 @@ def test_fused_supernet_equals_plain_supernet(name):
         torch.testing.assert_close(buf, buf0, rtol=RTOL, atol=1e-12, msg=key)
 
 
-@pytest.mark.parametrize("name, tol", [("tiny", RTOL), ("fmnist-s1", 1e-4)])
+@pytest.mark.parametrize("name, tol", [("tiny", 1e-5), ("fmnist-s1", 2e-5)])
 def test_channels_last_supernet_equals_nchw_supernet(name, tol):
-    """Float32, so the fast path runs the compiled kernels (the float64 tests above run PyTorch's ops).
-    fmnist-s1's 9 layers of float32 rounding move its stem's gradient by ~1e-5 of the largest gradient
-    with or without the kernels, hence its tolerance."""
+    """Float32, so the fast path runs the compiled kernels (the float64 tests above run PyTorch's ops),
+    against the plain NCHW supernet in float64: the truth both float32 paths are measured against. The
+    plain float32 path is no such truth: on fmnist-s1 its gradients are off by up to 5e-3 of the largest
+    on some architectures (PyTorch's float32 BN statistics on 4x4 maps), where the kernels (statistics
+    summed in double) stay near 5e-6."""
     space = get_space(name)
     torch.manual_seed(0)
     fast = MBConvSupernet(space, 4)
     torch.manual_seed(0)
-    nchw = MBConvSupernet(space, 4, memory_format=torch.contiguous_format)
+    truth = MBConvSupernet(space, 4, memory_format=torch.contiguous_format).double()
     conv = fast.layers[0].branches[0][1][0]
     assert conv.weight.is_contiguous(memory_format=torch.channels_last) and conv.kernel_size == (5, 5)
     x = torch.randn(6, *space.input_shape)
@@ -118,10 +120,11 @@ def test_channels_last_supernet_equals_nchw_supernet(name, tol):
     for _ in range(3):
         arch = space.random_architecture(rng, 4)
         with fused_branches(False):
-            want = _train_step(nchw, x, arch)
+            want = _train_step(truth, x.double(), arch)
         got = _train_step(fast, x, arch)
-        torch.testing.assert_close(got, want, rtol=tol, atol=tol * want.abs().max().item())
-        _assert_close_to_scale(_grads(fast), _grads(nchw), tol)
+        torch.testing.assert_close(got.double(), want, rtol=tol, atol=tol * want.abs().max().item())
+        grads = {k: None if g is None else g.double() for k, g in _grads(fast).items()}
+        _assert_close_to_scale(grads, _grads(truth), tol)
 
 
 def test_channels_last_is_kept_by_extract_and_matches_exactly(tiny):

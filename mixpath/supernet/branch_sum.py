@@ -79,14 +79,30 @@ def fused_conv_bn_act(x: torch.Tensor, block: nn.Module) -> torch.Tensor:
     return branch_sum(x, [block])
 
 
+def batch_norm(x: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
+    """``bn(x)``; in training with gradients, forward and backward from the compiled kernels (see the
+    module doc: PyTorch's BN is several times slower than memory on channel counts like 12 or 36)."""
+    if not _fusable_mode(x) or not _fusable_bn(bn):
+        return bn(x)
+    return _BatchNorm.apply(x, bn, _momentum(bn), bn.weight, bn.bias)
+
+
+def _fusable_mode(x: torch.Tensor) -> bool:
+    return _FUSED.get() and torch.is_grad_enabled() and not _autocast(x.device.type)
+
+
+def _fusable_bn(bn: nn.Module) -> bool:
+    return type(bn) is nn.BatchNorm2d and bn.training and bn.affine
+
+
 def _fusable(hidden: torch.Tensor, branches: Sequence[nn.Module]) -> bool:
-    if not _FUSED.get() or not torch.is_grad_enabled() or _autocast(hidden.device.type):
+    if not _fusable_mode(hidden):
         return False
     for branch in branches:
         if len(branch) != 3 or type(branch[2]) not in _ACTIVATIONS:
             return False
         conv, bn = branch[0], branch[1]
-        if conv.bias is not None or conv.padding_mode != "zeros" or not bn.training or not bn.affine:
+        if conv.bias is not None or conv.padding_mode != "zeros" or not _fusable_bn(bn):
             return False
     return True
 
@@ -119,11 +135,7 @@ class _BranchSum(torch.autograd.Function):
             conv, bn, act = branch
             weight, gamma, beta = tensors[3 * i : 3 * i + 3]
             y = _conv(hidden, conv, weight)
-            z, mean, invstd = torch.native_batch_norm(
-                y, gamma, beta, bn.running_mean, bn.running_var, True, momenta[i], bn.eps
-            )
-            z = _ACTIVATIONS[type(act)][0](z)
-            total = z if total is None else total.add_(z)
+            total, mean, invstd = _bn_act_forward(y, bn, gamma, beta, momenta[i], act, total)
             convs.append(y)
             stats += [mean, invstd]
         ctx.branches = branches
@@ -165,6 +177,51 @@ class _BranchSum(torch.autograd.Function):
         return grad_hidden, None, None, *grads
 
 
+class _BatchNorm(torch.autograd.Function):
+    """A training-mode BN alone (a layer's path norm), forward and backward from the compiled kernels."""
+
+    @staticmethod
+    def forward(ctx, x, bn, momentum, gamma, beta):
+        out, mean, invstd = _bn_act_forward(x, bn, gamma, beta, momentum, None, None)
+        ctx.eps = bn.eps
+        ctx.save_for_backward(x, gamma, beta, mean, invstd)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        x, gamma, beta, mean, invstd = ctx.saved_tensors
+        grad = grad.contiguous(memory_format=_memory_format(x))
+        grad_x, grad_gamma, grad_beta = _bn_act_backward(grad, x, mean, invstd, gamma, beta, ctx.eps, None)
+        return grad_x, None, None, grad_gamma, grad_beta
+
+
+def _kernel_activation(act: nn.Module | None) -> str:
+    return "none" if act is None else _KERNEL_ACTIVATIONS.get(type(act), "")
+
+
+def _bn_act_forward(
+    y: torch.Tensor,
+    bn: nn.BatchNorm2d,
+    gamma: torch.Tensor,
+    beta: torch.Tensor,
+    momentum: float,
+    act: nn.Module | None,
+    total: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``act(bn(y))`` in training mode (``act`` None: the BN alone) added into ``total`` (None: a new
+    tensor), with the batch mean and 1/std; ``bn``'s running statistics move as its forward moves them.
+    The compiled kernel where it applies (two passes over memory), else PyTorch's operators."""
+    mean, var = bn.running_mean, bn.running_var
+    fused = cpu_kernels.bn_act_forward(y, gamma, beta, mean, var, momentum, bn.eps, _kernel_activation(act), total)
+    if fused is not None:
+        return fused
+    z, batch_mean, invstd = torch.native_batch_norm(y, gamma, beta, mean, var, True, momentum, bn.eps)
+    if act is not None:
+        z = _ACTIVATIONS[type(act)][0](z)
+    return (z if total is None else total.add_(z)), batch_mean, invstd
+
+
 def _bn_act_backward(
     grad: torch.Tensor,
     y: torch.Tensor,
@@ -173,18 +230,22 @@ def _bn_act_backward(
     gamma: torch.Tensor,
     beta: torch.Tensor,
     eps: float,
-    act: nn.Module,
+    act: nn.Module | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Gradients (BN input, gamma, beta) of ``act(BN(y))``: the compiled kernel where it applies, else
-    PyTorch's operators on the BN output recomputed from ``y`` and the batch statistics."""
-    fused = cpu_kernels.bn_act_backward(grad, y, mean, invstd, gamma, beta, _KERNEL_ACTIVATIONS.get(type(act), ""))
+    """Gradients (BN input, gamma, beta) of ``act(BN(y))`` (``act`` None: the BN alone): the compiled
+    kernel where it applies, else PyTorch's operators on the BN output recomputed from ``y`` and the
+    batch statistics."""
+    fused = cpu_kernels.bn_act_backward(grad, y, mean, invstd, gamma, beta, _kernel_activation(act))
     if fused is not None:
         return fused
-    scale = gamma * invstd
-    shape = (1, -1, 1, 1)
-    z = torch.addcmul((beta - mean * scale).view(shape), y, scale.view(shape))
-    grad_z = _ACTIVATIONS[type(act)][1](grad, z)
-    del z
+    if act is None:
+        grad_z = grad
+    else:
+        scale = gamma * invstd
+        shape = (1, -1, 1, 1)
+        z = torch.addcmul((beta - mean * scale).view(shape), y, scale.view(shape))
+        grad_z = _ACTIVATIONS[type(act)][1](grad, z)
+        del z
     grad_y, grad_gamma, grad_beta = torch.ops.aten.native_batch_norm_backward(
         grad_z, y, gamma, None, None, mean, invstd, True, eps, [True, gamma.requires_grad, beta.requires_grad]
     )

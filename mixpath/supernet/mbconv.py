@@ -23,7 +23,7 @@ from torch import nn
 from mixpath.errors import MixPathError
 from mixpath.spaces import LayerChoice, LayerSpec
 from mixpath.supernet.bn_policies import PathNorm, make_path_norm
-from mixpath.supernet.branch_sum import branch_sum, fused_conv_bn_act
+from mixpath.supernet.branch_sum import batch_norm, branch_sum, fused_conv_bn_act
 
 ACTIVATIONS = ("relu6", "relu", "swish")
 
@@ -102,7 +102,7 @@ def inverted_residual(
     if se is not None:
         summed = se(summed)
     out = project(summed)
-    out = norm(out * scale if scale != 1.0 else out)
+    out = batch_norm(out * scale if scale != 1.0 else out, norm)
     return out + x if residual else out
 
 
