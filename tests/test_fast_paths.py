@@ -225,13 +225,25 @@ def test_reexec_sets_the_runtime_once():
     assert preload.strip() == str(find_allocator() or "")
 
 
-@pytest.mark.parametrize("kernel, stride, channels", [(5, 1, 16), (7, 2, 24), (9, 1, 36), (9, 2, 8)])
-def test_depthwise_kernel_equals_onednn(kernel, stride, channels):
+@pytest.mark.parametrize(
+    "kernel, stride, channels, size",
+    # 9 x 1 x 8 on 2 x 200 x 200 images: more than the kernel's 4 MB chunk of images, so several chunks
+    [
+        (5, 1, 16, (3, 11, 10)),
+        (7, 2, 24, (3, 11, 10)),
+        (9, 1, 36, (3, 11, 10)),
+        (9, 2, 8, (3, 11, 10)),
+        (9, 1, 8, (2, 200, 200)),
+        (5, 2, 40, (5, 7, 9)),
+    ],
+)
+def test_depthwise_kernel_equals_onednn(kernel, stride, channels, size):
     if not cpu_kernels.available():
         pytest.skip("no C compiler: the kernel falls back to oneDNN")
     torch.manual_seed(0)
     conv = nn.Conv2d(channels, channels, kernel, stride, kernel // 2, groups=channels, bias=False)
-    x = torch.randn(3, channels, 11, 10).contiguous(memory_format=torch.channels_last)
+    n, h, w = size
+    x = torch.randn(n, channels, h, w).contiguous(memory_format=torch.channels_last)
     grad = torch.randn_like(conv(x))
     want = torch.ops.aten.convolution_backward(
         grad,
@@ -252,7 +264,48 @@ def test_depthwise_kernel_equals_onednn(kernel, stride, channels):
     assert cpu_kernels.weight_grad(grad, x, nn.Conv2d(channels, channels, 3, padding=1, groups=channels)) is None
 
 
-@pytest.mark.parametrize("activation", ["relu6", "relu"])
+def _activation(name: str) -> nn.Module:
+    return {"relu6": nn.ReLU6(), "relu": nn.ReLU(), "none": nn.Identity()}[name]
+
+
+@pytest.mark.parametrize("activation", ["relu6", "relu", "none"])
+@pytest.mark.parametrize("shape", [(4, 16, 6, 5), (3, 13, 7, 7), (2, 40, 3, 3)])
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_bn_activation_forward_kernel_equals_pytorch(activation, shape, momentum):
+    """Output (alone and added into a sum), batch statistics and running statistics, twice in a row."""
+    if not cpu_kernels.available():
+        pytest.skip("no C compiler: PyTorch's operators are used")
+    torch.manual_seed(0)
+    bn = nn.BatchNorm2d(shape[1], momentum=momentum).train()
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-1, 1)
+    mine = copy.deepcopy(bn)
+    for step in range(2):
+        y = (torch.randn(shape) * 3 + 2).contiguous(memory_format=torch.channels_last)
+        want = _activation(activation)(bn(y))
+        _, mean, invstd = torch.native_batch_norm(y, None, None, None, None, True, 0.0, bn.eps)
+        mine.num_batches_tracked.add_(1)
+        factor = 1.0 / float(mine.num_batches_tracked) if momentum is None else momentum
+        total = torch.randn_like(y) if step else None
+        start = None if total is None else total.clone()
+        got = cpu_kernels.bn_act_forward(
+            y, mine.weight, mine.bias, mine.running_mean, mine.running_var, factor, mine.eps, activation, total
+        )
+        assert got is not None and got[0].is_contiguous(memory_format=torch.channels_last)
+        out = got[0] if start is None else got[0] - start
+        torch.testing.assert_close(out, want, rtol=RTOL, atol=RTOL * want.abs().max().item())
+        torch.testing.assert_close(got[1], mean, rtol=RTOL, atol=1e-6)
+        torch.testing.assert_close(got[2], invstd, rtol=RTOL, atol=0)
+        for buf, buf0 in zip(mine.buffers(), bn.buffers(), strict=True):
+            torch.testing.assert_close(buf, buf0, rtol=RTOL, atol=1e-6)
+    untracked = cpu_kernels.bn_act_forward(y, bn.weight, bn.bias, None, None, 0.1, bn.eps, activation)
+    torch.testing.assert_close(untracked[0], out, rtol=RTOL, atol=1e-5)
+    assert cpu_kernels.bn_act_forward(y, bn.weight, bn.bias, None, None, 0.1, bn.eps, "swish") is None
+    assert cpu_kernels.bn_act_forward(y.contiguous(), bn.weight, bn.bias, None, None, 0.1, bn.eps, activation) is None
+
+
+@pytest.mark.parametrize("activation", ["relu6", "relu", "none"])
 @pytest.mark.parametrize("shape", [(4, 16, 6, 5), (3, 13, 7, 7), (2, 40, 3, 3)])
 def test_bn_activation_backward_kernel_equals_pytorch(activation, shape):
     if not cpu_kernels.available():
@@ -263,7 +316,7 @@ def test_bn_activation_backward_kernel_equals_pytorch(activation, shape):
     with torch.no_grad():
         bn.weight.uniform_(0.5, 1.5)
         bn.bias.uniform_(-1, 1)
-    act = nn.ReLU6() if activation == "relu6" else nn.ReLU()
+    act = _activation(activation)
     grad = torch.randn(shape).contiguous(memory_format=torch.channels_last)
     act(bn(y)).backward(grad)
     _, mean, invstd = torch.native_batch_norm(y.detach(), bn.weight, bn.bias, None, None, True, 0.1, bn.eps)

@@ -48,6 +48,7 @@ LANES = 8
 
 _SOURCE = r"""
 #include <stdint.h>
+#include <stdlib.h>
 #include <math.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -57,60 +58,117 @@ _SOURCE = r"""
 typedef float v8 __attribute__((vector_size(32)));
 static inline v8 load8(const float* p) { v8 v; memcpy(&v, p, sizeof(v)); return v; }
 
-/* acc[j] += sum_x g[x] * in[x*s + j - p] for one output row and one kernel row, 8 channels */
-#define ROW(K)                                                                              \
-  static void row##K(const float* g, const float* in, int64_t W, int64_t Win, int64_t C,    \
-                     int64_t s, int64_t p, v8* acc) {                                       \
-    v8 a[K];                                                                                \
-    for (int j = 0; j < K; ++j) a[j] = (v8){0};                                             \
+/* acc[j] += sum_x g[x] * pin[x*S + j] for one output row and one kernel row, 8 channels: pin is the
+   input row zero-padded on both sides (column 0 = input column -p), 8 floats per column. The K input
+   taps of output column x stay in registers and slide by S columns per x, so each step loads S + 1
+   vectors for K multiply-adds (a plain loop loads K + 1). */
+#define ROW(K, S)                                                                           \
+  static void row##K##_##S(const float* restrict g, const float* restrict pin, int64_t W,   \
+                           int64_t C, v8* restrict acc) {                                   \
+    v8 a[K], w[K];                                                                          \
+    for (int j = 0; j < K; ++j) {                                                           \
+      a[j] = acc[j];                                                                        \
+      w[j] = load8(pin + j * 8);                                                            \
+    }                                                                                       \
     for (int64_t x = 0; x < W; ++x) {                                                       \
       const v8 gv = load8(g + x * C);                                                       \
-      const int64_t base = x * s - p;                                                       \
-      if (base >= 0 && base + K <= Win) {                                                   \
-        const float* xv = in + base * C;                                                    \
-        for (int j = 0; j < K; ++j) a[j] += gv * load8(xv + j * C);                         \
-      } else {                                                                              \
-        for (int j = 0; j < K; ++j) {                                                       \
-          const int64_t xj = base + j;                                                      \
-          if (xj >= 0 && xj < Win) a[j] += gv * load8(in + xj * C);                         \
-        }                                                                                   \
-      }                                                                                     \
+      for (int j = 0; j < K; ++j) a[j] += gv * w[j];                                        \
+      for (int j = 0; j < K - S; ++j) w[j] = w[j + S];                                      \
+      for (int t = 0; t < S; ++t) w[K - S + t] = load8(pin + ((x + 1) * S + K - S + t) * 8); \
     }                                                                                       \
-    for (int j = 0; j < K; ++j) acc[j] += a[j];                                             \
+    for (int j = 0; j < K; ++j) acc[j] = a[j];                                              \
   }
-ROW(5)
-ROW(7)
-ROW(9)
+ROW(3, 1)
+ROW(3, 2)
+ROW(5, 1)
+ROW(5, 2)
+ROW(7, 1)
+ROW(7, 2)
+ROW(9, 1)
+ROW(9, 2)
 
-/* grad (N, H, W, C) and input (N, Hin, Win, C) contiguous, C a multiple of 8; out (C, K, K) */
+static void row(int64_t K, int64_t s, const float* g, const float* pin, int64_t W, int64_t C, v8* acc) {
+  switch (K * 4 + s) {
+    case 13: row3_1(g, pin, W, C, acc); break;
+    case 14: row3_2(g, pin, W, C, acc); break;
+    case 21: row5_1(g, pin, W, C, acc); break;
+    case 22: row5_2(g, pin, W, C, acc); break;
+    case 29: row7_1(g, pin, W, C, acc); break;
+    case 30: row7_2(g, pin, W, C, acc); break;
+    case 37: row9_1(g, pin, W, C, acc); break;
+    default: row9_2(g, pin, W, C, acc); break;
+  }
+}
+
+#ifndef CHUNK_BYTES
+#define CHUNK_BYTES (4 << 20)
+#endif
+/* grad (N, H, W, C) and input (N, Hin, Win, C) contiguous, C a multiple of 8; out (C, K, K).
+   Work items are (block of 8 channels, kernel row) pairs, a contiguous range per thread, so threads stay
+   balanced when the blocks do not divide among them. Images go in chunks of about CHUNK_BYTES of grad
+   and input, which stay in the cache while a thread walks its channel blocks over them (one pass over
+   the whole tensor per block would read it from memory once per block, half of each cache line unused).
+   Per image and block the input is copied into a zero-padded buffer (rows of Win + 2p + s columns), so
+   no tap needs a bounds check. Every weight's sum runs in the same order whatever the thread count. */
 int dw_weight_grad(const float* grad, const float* input, float* out, int64_t N, int64_t C, int64_t H,
                    int64_t W, int64_t Hin, int64_t Win, int64_t K, int64_t s, int64_t p, int threads) {
-  if (C % 8 || (K != 5 && K != 7 && K != 9)) return 1;
-  const int64_t blocks = C / 8;
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t b = 0; b < blocks; ++b) {
-    const int64_t c0 = b * 8;
-    v8 acc[81];
-    for (int t = 0; t < K * K; ++t) acc[t] = (v8){0};
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t y = 0; y < H; ++y) {
-        const float* g = grad + ((n * H + y) * W) * C + c0;
-        for (int64_t i = 0; i < K; ++i) {
-          const int64_t yi = y * s + i - p;
-          if (yi < 0 || yi >= Hin) continue;
-          const float* in = input + ((n * Hin + yi) * Win) * C + c0;
-          if (K == 5) row5(g, in, W, Win, C, s, p, acc + i * K);
-          else if (K == 7) row7(g, in, W, Win, C, s, p, acc + i * K);
-          else row9(g, in, W, Win, C, s, p, acc + i * K);
+  if (C % 8 || (K != 3 && K != 5 && K != 7 && K != 9) || (s != 1 && s != 2)) return 1;
+  if ((W - 1) * s + K > Win + 2 * p) return 1;
+  const int64_t blocks = C / 8, items = blocks * K, Wp = Win + 2 * p + s;
+  const int64_t image_bytes = (H * W + Hin * Win) * C * (int64_t)sizeof(float);
+  const int64_t chunk = image_bytes >= CHUNK_BYTES ? 1 : CHUNK_BYTES / image_bytes;
+  int failed = 0;
+#pragma omp parallel num_threads(threads) reduction(| : failed)
+  {
+    int t = 0, nt = 1;
+#ifdef _OPENMP
+    t = omp_get_thread_num();
+    nt = omp_get_num_threads();
+#endif
+    const int64_t i0 = items * t / nt, i1 = items * (t + 1) / nt;
+    float* pin = calloc((size_t)(Hin * Wp * 8), sizeof(float));
+    v8* acc = aligned_alloc(64, (size_t)((i1 - i0) * K + 2) * sizeof(v8));
+    if (!pin || !acc) failed = 1;
+    if (!failed && i1 > i0) {
+      memset(acc, 0, (size_t)((i1 - i0) * K) * sizeof(v8));
+      for (int64_t n0 = 0; n0 < N; n0 += chunk) {
+        const int64_t n1 = n0 + chunk < N ? n0 + chunk : N;
+        for (int64_t b = i0 / K; b * K < i1; ++b) {
+          const int64_t c0 = b * 8;
+          const int64_t lo = b * K > i0 ? 0 : i0 - b * K, hi = (b + 1) * K < i1 ? K : i1 - b * K;
+          v8* block_acc = acc + (b * K + lo - i0) * K - lo * K;
+          v8 local[81];
+          for (int64_t t = lo * K; t < hi * K; ++t) local[t] = block_acc[t];
+          for (int64_t n = n0; n < n1; ++n) {
+            for (int64_t yi = 0; yi < Hin; ++yi)
+              for (int64_t xi = 0; xi < Win; ++xi)
+                memcpy(pin + (yi * Wp + p + xi) * 8, input + ((n * Hin + yi) * Win + xi) * C + c0,
+                       8 * sizeof(float));
+            for (int64_t y = 0; y < H; ++y) {
+              const float* g = grad + ((n * H + y) * W) * C + c0;
+              for (int64_t i = lo; i < hi; ++i) {
+                const int64_t yi = y * s + i - p;
+                if (yi < 0 || yi >= Hin) continue;
+                row(K, s, g, pin + yi * Wp * 8, W, C, local + i * K);
+              }
+            }
+          }
+          for (int64_t t = lo * K; t < hi * K; ++t) block_acc[t] = local[t];
         }
       }
-    for (int64_t t = 0; t < K * K; ++t) {
-      float lanes[8];
-      memcpy(lanes, &acc[t], sizeof(lanes));
-      for (int l = 0; l < 8; ++l) out[(c0 + l) * K * K + t] = lanes[l];
+      for (int64_t item = i0; item < i1; ++item) {
+        const int64_t b = item / K, i = item % K;
+        for (int64_t j = 0; j < K; ++j) {
+          float lanes[8];
+          memcpy(lanes, &acc[(item - i0) * K + j], sizeof(lanes));
+          for (int l = 0; l < 8; ++l) out[(b * 8 + l) * K * K + i * K + j] = lanes[l];
+        }
+      }
     }
+    free(pin);
+    free(acc);
   }
-  return 0;
+  return failed;
 }
 
 /* Backward of z = act(BN(y)) in training mode, rows of C channels (channels-last N*H*W x C).
