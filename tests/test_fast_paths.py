@@ -264,6 +264,32 @@ def test_depthwise_kernel_equals_onednn(kernel, stride, channels, size):
     assert cpu_kernels.weight_grad(grad, x, nn.Conv2d(channels, channels, 3, padding=1, groups=channels)) is None
 
 
+@pytest.mark.parametrize("kernel, channels, size", [(7, 16, (3, 9, 8)), (9, 24, (2, 7, 11)), (9, 8, (2, 30, 30))])
+def test_depthwise_input_gradient_kernel_equals_onednn(kernel, channels, size):
+    """Alone and added into a running sum (a layer's branches); the cases it leaves to oneDNN."""
+    if not cpu_kernels.available():
+        pytest.skip("no C compiler: the kernel falls back to oneDNN")
+    torch.manual_seed(0)
+    conv = nn.Conv2d(channels, channels, kernel, 1, kernel // 2, groups=channels, bias=False)
+    n, h, w = size
+    x = torch.randn(n, channels, h, w).contiguous(memory_format=torch.channels_last)
+    grad = torch.randn_like(conv(x))
+    args = (x, conv.weight, None, conv.stride, conv.padding, conv.dilation, False, [0, 0], channels)
+    want = torch.ops.aten.convolution_backward(grad, *args, [True, False, False])[0]
+    got = cpu_kernels.input_grad(grad, conv.weight, conv)
+    torch.testing.assert_close(got, want, rtol=RTOL, atol=RTOL * want.abs().max().item())
+    total = torch.randn_like(want)
+    start = total.clone()
+    assert cpu_kernels.input_grad(grad, conv.weight, conv, total) is total
+    torch.testing.assert_close(total - start, want, rtol=RTOL, atol=RTOL * want.abs().max().item())
+    assert cpu_kernels.input_grad(grad.double(), conv.weight.double(), conv) is None
+    assert cpu_kernels.input_grad(grad.contiguous(), conv.weight, conv) is None  # NCHW
+    strided = nn.Conv2d(channels, channels, kernel, 2, kernel // 2, groups=channels, bias=False)
+    assert cpu_kernels.input_grad(grad, strided.weight, strided) is None
+    small = torch.randn(n, channels, 4, 4).contiguous(memory_format=torch.channels_last)
+    assert cpu_kernels.input_grad(small, conv.weight, conv) is None  # oneDNN is faster on 4x4 maps
+
+
 def _activation(name: str) -> nn.Module:
     return {"relu6": nn.ReLU6(), "relu": nn.ReLU(), "none": nn.Identity()}[name]
 

@@ -156,22 +156,30 @@ class _BranchSum(torch.autograd.Function):
             mean, invstd = stats[2 * i : 2 * i + 2]
             grad_y, grad_gamma, grad_beta = _bn_act_backward(grad, convs[i], mean, invstd, gamma, beta, bn.eps, act)
             grad_weight = cpu_kernels.weight_grad(grad_y, hidden, conv) if weight.requires_grad else None
-            grad_in, aten_grad_weight, _ = torch.ops.aten.convolution_backward(
-                grad_y,
-                hidden,
-                weight,
-                None,
-                conv.stride,
-                conv.padding,
-                conv.dilation,
-                False,
-                [0, 0],
-                conv.groups,
-                [ctx.needs_input_grad[0], weight.requires_grad and grad_weight is None, False],
-            )
+            summed = None
+            if ctx.needs_input_grad[0]:
+                summed = cpu_kernels.input_grad(grad_y, weight, conv, grad_hidden)
+            need_input = ctx.needs_input_grad[0] and summed is None
+            grad_in, aten_grad_weight = None, None
+            if need_input or (weight.requires_grad and grad_weight is None):
+                grad_in, aten_grad_weight, _ = torch.ops.aten.convolution_backward(
+                    grad_y,
+                    hidden,
+                    weight,
+                    None,
+                    conv.stride,
+                    conv.padding,
+                    conv.dilation,
+                    False,
+                    [0, 0],
+                    conv.groups,
+                    [need_input, weight.requires_grad and grad_weight is None, False],
+                )
             if grad_weight is None:
                 grad_weight = aten_grad_weight
-            if grad_in is not None:
+            if summed is not None:
+                grad_hidden = summed
+            elif grad_in is not None:
                 grad_hidden = grad_in if grad_hidden is None else grad_hidden.add_(grad_in)
             grads += [grad_weight, grad_gamma, grad_beta]
         return grad_hidden, None, None, *grads

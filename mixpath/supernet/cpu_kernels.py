@@ -171,35 +171,132 @@ int dw_weight_grad(const float* grad, const float* input, float* out, int64_t N,
   return failed;
 }
 
-/* Backward of z = act(BN(y)) in training mode, rows of C channels (channels-last N*H*W x C).
-   grad: dL/dz; y: the BN input; mean, invstd: the batch statistics; act 0 = ReLU6, 1 = ReLU (the
-   gradient passes where 0 < bn(y) < 6, resp. 0 < bn(y), as PyTorch's hardtanh/threshold backward).
-   Out: dy = dL/dy, and the gradients of gamma and beta. partial: 2 * C * threads floats of scratch. */
+/* out[x] += sum_j pin[x + j] * w[j] for one output row and one kernel row, 8 channels: pin is a
+   zero-padded input row, out a row of W columns, both 8 floats per column. The K input taps slide in
+   registers (one load per output column); two partial sums halve the multiply-add chain. */
+#define FROW(K)                                                                                    \
+  static void frow##K(const float* restrict pin, const v8* restrict wr, float* restrict out,      \
+                      int64_t W) {                                                                 \
+    v8 w[K], win[K];                                                                               \
+    for (int j = 0; j < K; ++j) w[j] = wr[j];                                                      \
+    for (int j = 0; j < K - 1; ++j) win[j] = load8(pin + j * 8);                                   \
+    for (int64_t x = 0; x < W; ++x) {                                                              \
+      win[K - 1] = load8(pin + (x + K - 1) * 8);                                                   \
+      v8 a = load8(out + x * 8), b = (v8){0};                                                      \
+      for (int j = 0; j + 1 < K; j += 2) {                                                         \
+        a += win[j] * w[j];                                                                        \
+        b += win[j + 1] * w[j + 1];                                                                \
+      }                                                                                            \
+      a += win[K - 1] * w[K - 1];                                                                  \
+      a += b;                                                                                      \
+      memcpy(out + x * 8, &a, sizeof(a));                                                          \
+      for (int j = 0; j < K - 1; ++j) win[j] = win[j + 1];                                         \
+    }                                                                                              \
+  }
+FROW(3)
+FROW(5)
+FROW(7)
+FROW(9)
+
+/* The input gradient of a stride-1 "same" depthwise conv, into out (accumulate: added): out[n, u, v, c] =
+   sum_{i,j} grad[n, u + i - p, v + j - p, c] * w[c, K-1-i, K-1-j], i.e. a depthwise conv of the zero-
+   padded output gradient with the flipped kernel. grad and out (N, H, W, C) contiguous, C a multiple
+   of 8; wf the flipped kernel as (C/8, K, K, 8). Work items are (image, channel block) pairs; per item
+   the gradient is copied into a zero-padded buffer and each output row is summed in a row buffer
+   (in cache) before it is added into out. Deterministic: each output's sum has one fixed order. */
+int dw_input_grad(const float* grad, const float* wf, float* out, int64_t N, int64_t C, int64_t H,
+                  int64_t W, int64_t K, int accumulate, int threads) {
+  if (C % 8 || (K != 3 && K != 5 && K != 7 && K != 9)) return 1;
+  const int64_t blocks = C / 8, items = N * blocks, p = K / 2, Wp = W + K - 1;
+  int failed = 0;
+#pragma omp parallel num_threads(threads) reduction(| : failed)
+  {
+    float* pin = calloc((size_t)((H + K - 1) * Wp * 8), sizeof(float));
+    float* row = malloc((size_t)(W * 8) * sizeof(float));
+    if (!pin || !row) failed = 1;
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < items; ++item) {
+      if (!pin || !row) continue;
+      const int64_t n = item / blocks, c0 = (item % blocks) * 8;
+      const v8* wb = (const v8*)(wf + (item % blocks) * K * K * 8);
+      for (int64_t y = 0; y < H; ++y)
+        for (int64_t x = 0; x < W; ++x)
+          memcpy(pin + ((y + p) * Wp + p + x) * 8, grad + ((n * H + y) * W + x) * C + c0, 8 * sizeof(float));
+      for (int64_t u = 0; u < H; ++u) {
+        float* o = out + (n * H + u) * W * C + c0;
+        if (accumulate)
+          for (int64_t x = 0; x < W; ++x) memcpy(row + x * 8, o + x * C, 8 * sizeof(float));
+        else
+          memset(row, 0, (size_t)(W * 8) * sizeof(float));
+        const int64_t i0 = p > u ? p - u : 0, i1 = H + p - u < K ? H + p - u : K; /* rows not all padding */
+        for (int64_t i = i0; i < i1; ++i) {
+          const float* r = pin + (u + i) * Wp * 8;
+          if (K == 3) frow3(r, wb + i * K, row, W);
+          else if (K == 5) frow5(r, wb + i * K, row, W);
+          else if (K == 7) frow7(r, wb + i * K, row, W);
+          else frow9(r, wb + i * K, row, W);
+        }
+        for (int64_t x = 0; x < W; ++x) memcpy(o + x * C, row + x * 8, 8 * sizeof(float));
+      }
+    }
+    free(pin);
+    free(row);
+  }
+  return failed;
+}
+
+/* The BN kernels see a channels-last tensor as R rows of C channels. Rows go G at a time as one flat
+   run of P = G * C floats, P a multiple of 16 (G = 16 / gcd(C, 16)), with every per-channel value tiled
+   G times: the inner loop then vectorizes whatever C is (C = 12 or 36, as in fmnist-s1, would otherwise
+   run mostly in scalar loop tails). Each thread takes a fixed range of runs (the last one also the
+   R mod G rows left, as runs of one row), so results are deterministic for a thread count. */
+static int64_t tiled_period(int64_t C) {
+  int64_t g = 1;
+  while ((g * C) % 16) g *= 2;
+  return g * C;
+}
+
+static void tile(const float* src, float* dst, int64_t C, int64_t P) {
+  for (int64_t e = dst == src ? C : 0; e < P; e += C) memcpy(dst + e, src, (size_t)C * sizeof(float));
+}
+
+/* [q0, q1) of the flat tensor for thread t of nt in runs of P, and where the leftover rows start */
+static void runs_of(int64_t total, int64_t P, int t, int nt, int64_t* q0, int64_t* q1, int64_t* tail) {
+  const int64_t runs = total / P;
+  *q0 = runs * t / nt * P;
+  *q1 = runs * (t + 1) / nt * P;
+  *tail = t == nt - 1 ? runs * P : total;
+}
+
+/* Backward of z = act(BN(y)) in training mode. grad: dL/dz; y: the BN input; mean, invstd: the batch
+   statistics; act 0 = ReLU6, 1 = ReLU, 2 = none (the gradient passes where 0 < bn(y) < 6, resp.
+   0 < bn(y), as PyTorch's hardtanh/threshold backward). Out: dy = dL/dy, and the gradients of gamma
+   and beta. scratch: 16 * C * (2 * threads + 6) floats. */
 #define BN_ACT_ROWS(NAME, PASS)                                                                      \
   static void NAME##_sums(const float* restrict g, const float* restrict y, const float* restrict mean, \
                           const float* restrict invstd, const float* restrict gamma,                   \
                           const float* restrict beta, float* restrict sum_d, float* restrict sum_dx,   \
-                          int64_t r0, int64_t r1, int64_t C) {                                         \
-    for (int64_t r = r0; r < r1; ++r)                                                                \
-      for (int64_t c = 0; c < C; ++c) {                                                              \
-        const float xhat = (y[r * C + c] - mean[c]) * invstd[c];                                     \
-        const float z = xhat * gamma[c] + beta[c];                                                   \
-        const float d = (PASS) ? g[r * C + c] : 0.f;                                                 \
-        sum_d[c] += d;                                                                               \
-        sum_dx[c] += d * xhat;                                                                       \
+                          int64_t q0, int64_t q1, int64_t P) {                                         \
+    for (int64_t q = q0; q < q1; q += P)                                                             \
+      for (int64_t e = 0; e < P; ++e) {                                                              \
+        const float xhat = (y[q + e] - mean[e]) * invstd[e];                                         \
+        const float z = xhat * gamma[e] + beta[e];                                                   \
+        const float d = (PASS) ? g[q + e] : 0.f;                                                     \
+        sum_d[e] += d;                                                                               \
+        sum_dx[e] += d * xhat;                                                                       \
       }                                                                                              \
   }                                                                                                  \
   static void NAME##_grad(const float* restrict g, const float* restrict y, float* restrict dy,       \
                           const float* restrict mean, const float* restrict invstd,                    \
                           const float* restrict gamma, const float* restrict beta,                     \
-                          const float* restrict mean_d, const float* restrict mean_dx, int64_t r0,     \
-                          int64_t r1, int64_t C) {                                                     \
-    for (int64_t r = r0; r < r1; ++r)                                                                \
-      for (int64_t c = 0; c < C; ++c) {                                                              \
-        const float xhat = (y[r * C + c] - mean[c]) * invstd[c];                                     \
-        const float z = xhat * gamma[c] + beta[c];                                                   \
-        const float d = (PASS) ? g[r * C + c] : 0.f;                                                 \
-        dy[r * C + c] = gamma[c] * invstd[c] * (d - mean_d[c] - xhat * mean_dx[c]);                  \
+                          const float* restrict mean_d, const float* restrict mean_dx, int64_t q0,     \
+                          int64_t q1, int64_t P) {                                                     \
+    for (int64_t q = q0; q < q1; q += P)                                                             \
+      for (int64_t e = 0; e < P; ++e) {                                                              \
+        const float xhat = (y[q + e] - mean[e]) * invstd[e];                                         \
+        const float z = xhat * gamma[e] + beta[e];                                                   \
+        const float d = (PASS) ? g[q + e] : 0.f;                                                     \
+        dy[q + e] = gamma[e] * invstd[e] * (d - mean_d[e] - xhat * mean_dx[e]);                      \
       }                                                                                              \
   }
 BN_ACT_ROWS(relu6, z > 0.f && z < 6.f)
@@ -208,9 +305,16 @@ BN_ACT_ROWS(none, ((void)z, 1))
 
 int bn_act_backward(const float* grad, const float* y, float* dy, const float* mean, const float* invstd,
                     const float* gamma, const float* beta, float* grad_gamma, float* grad_beta,
-                    float* partial, int64_t R, int64_t C, int act, int threads) {
+                    float* scratch, int64_t R, int64_t C, int act, int threads) {
   if (threads < 1) threads = 1;
-  memset(partial, 0, sizeof(float) * 2 * C * threads);
+  const int64_t P = tiled_period(C), total = R * C;
+  float *tm = scratch, *ti = tm + P, *tg = ti + P, *tb = tg + P, *tmd = tb + P, *tmx = tmd + P;
+  float* partial = tmx + P; /* 2 * P per thread */
+  tile(mean, tm, C, P);
+  tile(invstd, ti, C, P);
+  tile(gamma, tg, C, P);
+  tile(beta, tb, C, P);
+  memset(partial, 0, sizeof(float) * 2 * P * threads);
 #pragma omp parallel num_threads(threads)
   {
     int t = 0, nt = 1;
@@ -218,22 +322,33 @@ int bn_act_backward(const float* grad, const float* y, float* dy, const float* m
     t = omp_get_thread_num();
     nt = omp_get_num_threads();
 #endif
-    float* sum_d = partial + 2 * C * t;
-    const int64_t r0 = R * t / nt, r1 = R * (t + 1) / nt;
-    if (act == 2) none_sums(grad, y, mean, invstd, gamma, beta, sum_d, sum_d + C, r0, r1, C);
-    else if (act) relu_sums(grad, y, mean, invstd, gamma, beta, sum_d, sum_d + C, r0, r1, C);
-    else relu6_sums(grad, y, mean, invstd, gamma, beta, sum_d, sum_d + C, r0, r1, C);
+    float* sum_d = partial + 2 * P * t;
+    int64_t q0, q1, tail;
+    runs_of(total, P, t, nt, &q0, &q1, &tail);
+    if (act == 2) {
+      none_sums(grad, y, tm, ti, tg, tb, sum_d, sum_d + P, q0, q1, P);
+      none_sums(grad, y, tm, ti, tg, tb, sum_d, sum_d + P, tail, total, C);
+    } else if (act) {
+      relu_sums(grad, y, tm, ti, tg, tb, sum_d, sum_d + P, q0, q1, P);
+      relu_sums(grad, y, tm, ti, tg, tb, sum_d, sum_d + P, tail, total, C);
+    } else {
+      relu6_sums(grad, y, tm, ti, tg, tb, sum_d, sum_d + P, q0, q1, P);
+      relu6_sums(grad, y, tm, ti, tg, tb, sum_d, sum_d + P, tail, total, C);
+    }
   }
   for (int64_t c = 0; c < C; ++c) {
     float a = 0.f, b = 0.f;
-    for (int t = 0; t < threads; ++t) {
-      a += partial[2 * C * t + c];
-      b += partial[2 * C * t + C + c];
-    }
+    for (int t = 0; t < threads; ++t)
+      for (int64_t e = c; e < P; e += C) {
+        a += partial[2 * P * t + e];
+        b += partial[2 * P * t + P + e];
+      }
     grad_beta[c] = a;
     grad_gamma[c] = b;
-    partial[c] = a / (float)R;      /* reused: the means of d and d * xhat */
-    partial[C + c] = b / (float)R;
+    for (int64_t e = c; e < P; e += C) {
+      tmd[e] = a / (float)R; /* the means of d and d * xhat */
+      tmx[e] = b / (float)R;
+    }
   }
 #pragma omp parallel num_threads(threads)
   {
@@ -242,45 +357,52 @@ int bn_act_backward(const float* grad, const float* y, float* dy, const float* m
     t = omp_get_thread_num();
     nt = omp_get_num_threads();
 #endif
-    const int64_t r0 = R * t / nt, r1 = R * (t + 1) / nt;
-    if (act == 2) none_grad(grad, y, dy, mean, invstd, gamma, beta, partial, partial + C, r0, r1, C);
-    else if (act) relu_grad(grad, y, dy, mean, invstd, gamma, beta, partial, partial + C, r0, r1, C);
-    else relu6_grad(grad, y, dy, mean, invstd, gamma, beta, partial, partial + C, r0, r1, C);
+    int64_t q0, q1, tail;
+    runs_of(total, P, t, nt, &q0, &q1, &tail);
+    if (act == 2) {
+      none_grad(grad, y, dy, tm, ti, tg, tb, tmd, tmx, q0, q1, P);
+      none_grad(grad, y, dy, tm, ti, tg, tb, tmd, tmx, tail, total, C);
+    } else if (act) {
+      relu_grad(grad, y, dy, tm, ti, tg, tb, tmd, tmx, q0, q1, P);
+      relu_grad(grad, y, dy, tm, ti, tg, tb, tmd, tmx, tail, total, C);
+    } else {
+      relu6_grad(grad, y, dy, tm, ti, tg, tb, tmd, tmx, q0, q1, P);
+      relu6_grad(grad, y, dy, tm, ti, tg, tb, tmd, tmx, tail, total, C);
+    }
   }
   return 0;
 }
 
-/* Forward of z = act(BN(y)) in training mode, rows of C channels (channels-last N*H*W x C): the batch
-   mean and 1/std (sums in double), the running averages (running_mean NULL: none; the variance unbiased,
-   as PyTorch's), then out = z, or out += z when accumulate (the sum of a layer's branches).
-   act 0 = ReLU6, 1 = ReLU, 2 = none; NaN passes through as in PyTorch's clamp.
-   partial: 2 * C * threads doubles of scratch; affine: 2 * C floats of scratch. */
-static void bn_stats_rows(const float* restrict y, double* restrict s, double* restrict ss, int64_t r0,
-                          int64_t r1, int64_t C) {
-  for (int64_t r = r0; r < r1; ++r)
-    for (int64_t c = 0; c < C; ++c) {
-      const double v = y[r * C + c];
-      s[c] += v;
-      ss[c] += v * v;
+/* Forward of z = act(BN(y)) in training mode: the batch mean and 1/std (sums in double), the running
+   averages (running_mean NULL: none; the variance unbiased, as PyTorch's), then out = z, or out += z
+   when accumulate (the sum of a layer's branches). act 0 = ReLU6, 1 = ReLU, 2 = none; NaN passes
+   through as in PyTorch's clamp. partial: 32 * C * threads doubles; affine: 32 * C floats. */
+static void bn_stats_run(const float* restrict y, double* restrict s, double* restrict ss, int64_t q0,
+                         int64_t q1, int64_t P) {
+  for (int64_t q = q0; q < q1; q += P)
+    for (int64_t e = 0; e < P; ++e) {
+      const double v = y[q + e];
+      s[e] += v;
+      ss[e] += v * v;
     }
 }
 
 #define BN_ACT_APPLY(NAME, ACT)                                                                        \
   static void NAME##_apply(const float* restrict y, float* restrict out, const float* restrict scale,   \
-                           const float* restrict shift, int64_t r0, int64_t r1, int64_t C, int acc) {  \
+                           const float* restrict shift, int64_t q0, int64_t q1, int64_t P, int acc) {  \
     if (acc)                                                                                           \
-      for (int64_t r = r0; r < r1; ++r)                                                                \
-        for (int64_t c = 0; c < C; ++c) {                                                              \
-          float z = y[r * C + c] * scale[c] + shift[c];                                                \
+      for (int64_t q = q0; q < q1; q += P)                                                             \
+        for (int64_t e = 0; e < P; ++e) {                                                              \
+          float z = y[q + e] * scale[e] + shift[e];                                                    \
           ACT;                                                                                         \
-          out[r * C + c] += z;                                                                         \
+          out[q + e] += z;                                                                             \
         }                                                                                              \
     else                                                                                               \
-      for (int64_t r = r0; r < r1; ++r)                                                                \
-        for (int64_t c = 0; c < C; ++c) {                                                              \
-          float z = y[r * C + c] * scale[c] + shift[c];                                                \
+      for (int64_t q = q0; q < q1; q += P)                                                             \
+        for (int64_t e = 0; e < P; ++e) {                                                              \
+          float z = y[q + e] * scale[e] + shift[e];                                                    \
           ACT;                                                                                         \
-          out[r * C + c] = z;                                                                          \
+          out[q + e] = z;                                                                              \
         }                                                                                              \
   }
 BN_ACT_APPLY(relu6, z = z < 0.f ? 0.f : (z > 6.f ? 6.f : z))
@@ -292,7 +414,8 @@ int bn_act_forward(const float* y, float* out, float* mean, float* invstd, const
                    double* partial, float* affine, int64_t R, int64_t C, int act, int accumulate,
                    int threads) {
   if (threads < 1) threads = 1;
-  memset(partial, 0, sizeof(double) * 2 * C * threads);
+  const int64_t P = tiled_period(C), total = R * C;
+  memset(partial, 0, sizeof(double) * 2 * P * threads);
 #pragma omp parallel num_threads(threads)
   {
     int t = 0, nt = 1;
@@ -300,28 +423,35 @@ int bn_act_forward(const float* y, float* out, float* mean, float* invstd, const
     t = omp_get_thread_num();
     nt = omp_get_num_threads();
 #endif
-    double* s = partial + 2 * C * t;
-    bn_stats_rows(y, s, s + C, R * t / nt, R * (t + 1) / nt, C);
+    double* s = partial + 2 * P * t;
+    int64_t q0, q1, tail;
+    runs_of(total, P, t, nt, &q0, &q1, &tail);
+    bn_stats_run(y, s, s + P, q0, q1, P);
+    bn_stats_run(y, s, s + P, tail, total, C);
   }
+  float *scale = affine, *shift = affine + P;
   for (int64_t c = 0; c < C; ++c) {
-    double s = 0., ss = 0.;
-    for (int t = 0; t < threads; ++t) {
-      s += partial[2 * C * t + c];
-      ss += partial[2 * C * t + C + c];
-    }
-    const double m = s / (double)R;
-    double var = ss / (double)R - m * m;
+    double sum = 0., sq = 0.;
+    for (int t = 0; t < threads; ++t)
+      for (int64_t e = c; e < P; e += C) {
+        sum += partial[2 * P * t + e];
+        sq += partial[2 * P * t + P + e];
+      }
+    const double m = sum / (double)R;
+    double var = sq / (double)R - m * m;
     if (var < 0.) var = 0.;
     const double is = 1. / sqrt(var + eps);
     mean[c] = (float)m;
     invstd[c] = (float)is;
-    affine[c] = (float)(gamma[c] * is);
-    affine[C + c] = (float)(beta[c] - m * gamma[c] * is);
+    scale[c] = (float)(gamma[c] * is);
+    shift[c] = (float)(beta[c] - m * gamma[c] * is);
     if (running_mean) {
       running_mean[c] = (float)((1. - momentum) * running_mean[c] + momentum * m);
       running_var[c] = (float)((1. - momentum) * running_var[c] + momentum * var * R / (R > 1 ? R - 1 : 1));
     }
   }
+  tile(scale, scale, C, P);
+  tile(shift, shift, C, P);
 #pragma omp parallel num_threads(threads)
   {
     int t = 0, nt = 1;
@@ -329,10 +459,18 @@ int bn_act_forward(const float* y, float* out, float* mean, float* invstd, const
     t = omp_get_thread_num();
     nt = omp_get_num_threads();
 #endif
-    const int64_t r0 = R * t / nt, r1 = R * (t + 1) / nt;
-    if (act == 2) none_apply(y, out, affine, affine + C, r0, r1, C, accumulate);
-    else if (act) relu_apply(y, out, affine, affine + C, r0, r1, C, accumulate);
-    else relu6_apply(y, out, affine, affine + C, r0, r1, C, accumulate);
+    int64_t q0, q1, tail;
+    runs_of(total, P, t, nt, &q0, &q1, &tail);
+    if (act == 2) {
+      none_apply(y, out, scale, shift, q0, q1, P, accumulate);
+      none_apply(y, out, scale, shift, tail, total, C, accumulate);
+    } else if (act) {
+      relu_apply(y, out, scale, shift, q0, q1, P, accumulate);
+      relu_apply(y, out, scale, shift, tail, total, C, accumulate);
+    } else {
+      relu6_apply(y, out, scale, shift, q0, q1, P, accumulate);
+      relu6_apply(y, out, scale, shift, tail, total, C, accumulate);
+    }
   }
   return 0;
 }
@@ -386,6 +524,9 @@ def _library() -> ctypes.CDLL | None:
     fn = library.bn_act_backward
     fn.restype = ctypes.c_int
     fn.argtypes = [ctypes.c_void_p] * 10 + [ctypes.c_int64] * 2 + [ctypes.c_int] * 2
+    fn = library.dw_input_grad
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 5 + [ctypes.c_int] * 2
     fn = library.bn_act_forward
     fn.restype = ctypes.c_int
     fn.argtypes = (
@@ -451,6 +592,49 @@ def weight_grad(grad: torch.Tensor, input: torch.Tensor, conv: torch.nn.Conv2d) 
     return out[:channels].unsqueeze(1)
 
 
+INPUT_GRAD_KERNEL_SIZES = (7, 9)
+INPUT_GRAD_MIN_SIZE = 7
+"""Where ``input_grad`` beats oneDNN's input gradient plus the addition into the branch sum, measured on
+S1's shapes: 7x7 and 9x9 kernels 1.1-1.8x on maps of 7x7 and more; 3x3, 5x5 and 4x4 maps 0.5-1.3x."""
+
+
+def input_grad(
+    grad: torch.Tensor, weight: torch.Tensor, conv: torch.nn.Conv2d, out: torch.Tensor | None = None
+) -> torch.Tensor | None:
+    """The input gradient of stride-1 depthwise ``conv`` with ``weight`` given its output gradient, added
+    into ``out`` when given (the sum over a layer's branches, without a separate addition pass); None
+    when this kernel does not cover the case (then use ``torch.ops.aten.convolution_backward``)."""
+    k, channels = conv.kernel_size[0], grad.shape[1]
+    if not (
+        grad.device.type == "cpu"
+        and grad.dtype == weight.dtype == torch.float32
+        and k in INPUT_GRAD_KERNEL_SIZES
+        and min(grad.shape[2:]) >= INPUT_GRAD_MIN_SIZE
+        and conv.kernel_size == (k, k)
+        and conv.stride == (1, 1)
+        and conv.padding == (k // 2, k // 2)
+        and conv.dilation == (1, 1)
+        and conv.groups == channels == conv.out_channels
+        and channels % LANES == 0
+        and grad.dim() == 4
+        and grad.is_contiguous(memory_format=torch.channels_last)
+        and (out is None or (out.shape == grad.shape and out.dtype == grad.dtype and out.stride() == grad.stride()))
+    ):
+        return None
+    library = _library()
+    if library is None:
+        return None
+    # the flipped kernel, 8 channels per vector: (C / 8, K, K, 8)
+    flipped = weight.detach().view(channels, k, k).flip((1, 2))
+    flipped = flipped.view(channels // LANES, LANES, k, k).permute(0, 2, 3, 1).contiguous()
+    accumulate = out is not None
+    out = torch.empty_like(grad) if out is None else out
+    n, _, h, w = grad.shape
+    args = (grad.data_ptr(), flipped.data_ptr(), out.data_ptr(), n, channels, h, w, k)
+    status = library.dw_input_grad(*args, int(accumulate), torch.get_num_threads())
+    return None if status else out
+
+
 BN_ACTIVATIONS = {"relu6": 0, "relu": 1, "none": 2}
 
 
@@ -484,7 +668,7 @@ def bn_act_backward(
     params = [t.detach().float().contiguous() for t in (mean, invstd, gamma, beta)]
     grad_y = torch.empty_like(y)
     grad_gamma, grad_beta = y.new_empty(channels), y.new_empty(channels)
-    scratch = y.new_empty(2 * channels * threads)
+    scratch = y.new_empty(16 * channels * (2 * threads + 6))
     status = library.bn_act_backward(
         grad.data_ptr(),
         y.data_ptr(),
@@ -537,8 +721,8 @@ def bn_act_forward(
     out = torch.empty_like(y) if out is None else out
     mean, invstd = y.new_empty(channels), y.new_empty(channels)
     gamma, beta = gamma.detach().contiguous(), beta.detach().contiguous()
-    partial = torch.empty(2 * channels * threads, dtype=torch.float64)
-    affine = y.new_empty(2 * channels)
+    partial = torch.empty(32 * channels * threads, dtype=torch.float64)
+    affine = y.new_empty(32 * channels)
     tracked = running_mean is not None and running_var is not None
     status = library.bn_act_forward(
         y.data_ptr(),
