@@ -201,13 +201,18 @@ FROW(9)
 /* The input gradient of a stride-1 "same" depthwise conv, into out (accumulate: added): out[n, u, v, c] =
    sum_{i,j} grad[n, u + i - p, v + j - p, c] * w[c, K-1-i, K-1-j], i.e. a depthwise conv of the zero-
    padded output gradient with the flipped kernel. grad and out (N, H, W, C) contiguous, C a multiple
-   of 8; wf the flipped kernel as (C/8, K, K, 8). Work items are (image, channel block) pairs; per item
-   the gradient is copied into a zero-padded buffer and each output row is summed in a row buffer
-   (in cache) before it is added into out. Deterministic: each output's sum has one fixed order. */
-int dw_input_grad(const float* grad, const float* wf, float* out, int64_t N, int64_t C, int64_t H,
+   of 8; weight (C, K, K), flipped into (C/8, K, K, 8) vectors once per call. Work items are (image,
+   channel block) pairs; per item the gradient is copied into a zero-padded buffer and each output row
+   is summed in a row buffer (in cache) before it is added into out. Deterministic: each output's sum
+   has one fixed order. */
+int dw_input_grad(const float* grad, const float* weight, float* out, int64_t N, int64_t C, int64_t H,
                   int64_t W, int64_t K, int accumulate, int threads) {
   if (C % 8 || (K != 3 && K != 5 && K != 7 && K != 9)) return 1;
   const int64_t blocks = C / 8, items = N * blocks, p = K / 2, Wp = W + K - 1;
+  float* wf = aligned_alloc(64, (size_t)(((C * K * K * 4 + 63) / 64) * 64));
+  if (!wf) return 1;
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t t = 0; t < K * K; ++t) wf[((c / 8) * K * K + (K * K - 1 - t)) * 8 + c % 8] = weight[c * K * K + t];
   int failed = 0;
 #pragma omp parallel num_threads(threads) reduction(| : failed)
   {
@@ -242,6 +247,7 @@ int dw_input_grad(const float* grad, const float* wf, float* out, int64_t N, int
     free(pin);
     free(row);
   }
+  free(wf);
   return failed;
 }
 
@@ -539,6 +545,15 @@ def _library() -> ctypes.CDLL | None:
     return library
 
 
+def _channels_last(t: torch.Tensor) -> bool:
+    return t.is_contiguous(memory_format=torch.channels_last)
+
+
+def _float_vectors(*tensors: torch.Tensor) -> bool:
+    """Per-channel float32 vectors the kernels can read in place (no copy, no dispatch)."""
+    return all(t.dtype == torch.float32 and t.device.type == "cpu" and t.is_contiguous() for t in tensors)
+
+
 def available() -> bool:
     """Whether the kernel is compiled and loaded (compiling it now if needed)."""
     return _library() is not None
@@ -564,32 +579,22 @@ def weight_grad(grad: torch.Tensor, input: torch.Tensor, conv: torch.nn.Conv2d) 
     library = _library()
     if library is None:
         return None
-    # (N, H, W, C) views; free for channels-last tensors, a copy otherwise
-    g, x = grad.permute(0, 2, 3, 1), input.permute(0, 2, 3, 1)
+    n, _, h_in, w_in = input.shape
+    h, w = grad.shape[2:]
     extra = -channels % LANES
-    if extra:
-        g, x = F.pad(g, (0, extra)), F.pad(x, (0, extra))
-    g, x = g.contiguous(), x.contiguous()
-    n, h_in, w_in, c = x.shape
-    out = x.new_empty(c, k, k)
-    status = library.dw_weight_grad(
-        g.data_ptr(),
-        x.data_ptr(),
-        out.data_ptr(),
-        n,
-        c,
-        g.shape[1],
-        g.shape[2],
-        h_in,
-        w_in,
-        k,
-        s,
-        p,
-        torch.get_num_threads(),
-    )
-    if status:
+    if extra or not (_channels_last(grad) and _channels_last(input)):
+        # (N, H, W, C) copies, channels padded to a multiple of 8
+        g, x = grad.permute(0, 2, 3, 1), input.permute(0, 2, 3, 1)
+        if extra:
+            g, x = F.pad(g, (0, extra)), F.pad(x, (0, extra))
+        g, x = g.contiguous(), x.contiguous()
+    else:  # channels-last memory is already (N, H, W, C)
+        g, x = grad, input
+    out = input.new_empty(channels + extra, 1, k, k)
+    args = (g.data_ptr(), x.data_ptr(), out.data_ptr(), n, channels + extra, h, w, h_in, w_in, k, s, p)
+    if library.dw_weight_grad(*args, torch.get_num_threads()):
         return None
-    return out[:channels].unsqueeze(1)
+    return out[:channels] if extra else out
 
 
 INPUT_GRAD_KERNEL_SIZES = (7, 9)
@@ -617,20 +622,18 @@ def input_grad(
         and conv.groups == channels == conv.out_channels
         and channels % LANES == 0
         and grad.dim() == 4
-        and grad.is_contiguous(memory_format=torch.channels_last)
+        and _channels_last(grad)
+        and weight.is_contiguous()
         and (out is None or (out.shape == grad.shape and out.dtype == grad.dtype and out.stride() == grad.stride()))
     ):
         return None
     library = _library()
     if library is None:
         return None
-    # the flipped kernel, 8 channels per vector: (C / 8, K, K, 8)
-    flipped = weight.detach().view(channels, k, k).flip((1, 2))
-    flipped = flipped.view(channels // LANES, LANES, k, k).permute(0, 2, 3, 1).contiguous()
     accumulate = out is not None
     out = torch.empty_like(grad) if out is None else out
     n, _, h, w = grad.shape
-    args = (grad.data_ptr(), flipped.data_ptr(), out.data_ptr(), n, channels, h, w, k)
+    args = (grad.data_ptr(), weight.data_ptr(), out.data_ptr(), n, channels, h, w, k)
     status = library.dw_input_grad(*args, int(accumulate), torch.get_num_threads())
     return None if status else out
 
@@ -654,18 +657,17 @@ def bn_act_backward(
         activation in BN_ACTIVATIONS
         and y.device.type == "cpu"
         and y.dim() == 4
-        and y.dtype == grad.dtype == gamma.dtype == torch.float32
+        and y.dtype == grad.dtype == torch.float32
         and y.shape == grad.shape
-        and y.is_contiguous(memory_format=torch.channels_last)
-        and grad.is_contiguous(memory_format=torch.channels_last)
+        and _channels_last(y)
+        and _channels_last(grad)
+        and _float_vectors(mean, invstd, gamma, beta)
     ):
         return None
     library = _library()
     if library is None:
         return None
     channels, threads = y.shape[1], torch.get_num_threads()
-    rows = y.numel() // channels
-    params = [t.detach().float().contiguous() for t in (mean, invstd, gamma, beta)]
     grad_y = torch.empty_like(y)
     grad_gamma, grad_beta = y.new_empty(channels), y.new_empty(channels)
     scratch = y.new_empty(16 * channels * (2 * threads + 6))
@@ -673,11 +675,14 @@ def bn_act_backward(
         grad.data_ptr(),
         y.data_ptr(),
         grad_y.data_ptr(),
-        *(t.data_ptr() for t in params),
+        mean.data_ptr(),
+        invstd.data_ptr(),
+        gamma.data_ptr(),
+        beta.data_ptr(),
         grad_gamma.data_ptr(),
         grad_beta.data_ptr(),
         scratch.data_ptr(),
-        rows,
+        y.numel() // channels,
         channels,
         BN_ACTIVATIONS[activation],
         threads,
@@ -706,11 +711,11 @@ def bn_act_forward(
         activation in BN_ACTIVATIONS
         and y.device.type == "cpu"
         and y.dim() == 4
-        and y.dtype == gamma.dtype == beta.dtype == torch.float32
-        and y.is_contiguous(memory_format=torch.channels_last)
+        and y.dtype == torch.float32
+        and _channels_last(y)
+        and _float_vectors(gamma, beta)
         and (out is None or (out.shape == y.shape and out.dtype == y.dtype and out.stride() == y.stride()))
-        and (running_mean is None or (running_mean.dtype == torch.float32 and running_mean.is_contiguous()))
-        and (running_var is None or (running_var.dtype == torch.float32 and running_var.is_contiguous()))
+        and (running_mean is None or _float_vectors(running_mean, running_var))
     ):
         return None
     library = _library()
@@ -719,10 +724,9 @@ def bn_act_forward(
     channels, threads = y.shape[1], torch.get_num_threads()
     accumulate = out is not None
     out = torch.empty_like(y) if out is None else out
-    mean, invstd = y.new_empty(channels), y.new_empty(channels)
-    gamma, beta = gamma.detach().contiguous(), beta.detach().contiguous()
-    partial = torch.empty(32 * channels * threads, dtype=torch.float64)
-    affine = y.new_empty(32 * channels)
+    mean, invstd = y.new_empty(2, channels).unbind()
+    # per-thread sums (doubles), then 32 x C floats for the tiled scale and shift
+    partial = torch.empty(32 * channels * threads + 16 * channels, dtype=torch.float64)
     tracked = running_mean is not None and running_var is not None
     status = library.bn_act_forward(
         y.data_ptr(),
@@ -736,7 +740,7 @@ def bn_act_forward(
         momentum,
         eps,
         partial.data_ptr(),
-        affine.data_ptr(),
+        partial.data_ptr() + 8 * 32 * channels * threads,
         y.numel() // channels,
         channels,
         BN_ACTIVATIONS[activation],

@@ -205,8 +205,11 @@ def _train(
     sampler = make_sampler(config.strategy, space, config.m)
     torch.manual_seed(derive_seed(config.seed, "init"))
     supernet = build_supernet(space, config.m, config.bn_policy).to(device)
+    # listed once: walking a supernet's thousands of modules for its parameters costs ~1.5 ms per step
+    # (fmnist-s1), twice per step; foreach: one multi-tensor update instead of one per parameter
+    params = list(supernet.parameters())
     optimizer = torch.optim.SGD(
-        supernet.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, foreach=True
     )
     scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
     train_x, train_y = dataset.train_x.to(device), dataset.train_y.to(device)
@@ -290,10 +293,10 @@ def _train(
                     f"loss became {total_loss / total_seen} at epoch {epoch + 1} step {step + 1} (lr "
                     f"{optimizer.param_groups[0]['lr']:.4g}); lower --lr or check the data"
                 )
-            distributed.average_gradients(supernet.parameters())
+            distributed.average_gradients(params)
             scaler.unscale_(optimizer)
             if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(supernet.parameters(), config.grad_clip)
+                torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
             scaler.step(optimizer)
             scaler.update()
             partial["loss"] += total_loss
