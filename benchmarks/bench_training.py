@@ -2,6 +2,7 @@
 
     python benchmarks/bench_training.py --impl mixpath --space fmnist-s1 --m 4
     python benchmarks/bench_training.py --impl reference --space cifar-s1 --m 1 --steps 2 --warmup 1
+    python benchmarks/bench_training.py --space cifar-s1 --m 4 --steps 8 --multi-single
 
 Both implementations run the same loop on the same architectures (MixPath's sampling rule, seeded; see
 ``architectures``) and the same synthetic batch: zero_grad(set_to_none), forward, cross-entropy,
@@ -156,6 +157,44 @@ def measure(
     }
 
 
+def measure_multi_single(space_name: str, m: int, *, batch: int = 96, steps: int = 8, seed: int = 0) -> dict:
+    """m-path against single-path training time in one process: one ``m``-path mixpath supernet trains
+    single-path and m-path architectures in alternation (step i of both shares its expansion ratios), so
+    the machine's minute-scale speed swings fall on both alike. A single-path step on it computes what a
+    step of an m=1 supernet computes (the unused shadow BNs get no gradient and no optimizer work).
+    Reported: ``ratio`` = total m-path time over total single-path time, per-step times, and the mean
+    number of active paths per layer of the timed m-path architectures (the sampler's mean is (m+1)/2)."""
+    space = get_space(space_name)
+    model = build("mixpath", space_name, m).train()
+    params = list(model.parameters())
+    optimizer = torch.optim.SGD(params, lr=0.025, momentum=0.9, weight_decay=3e-4, foreach=True)
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, *space.input_shape, generator=generator)
+    y = torch.randint(0, space.num_classes, (batch,), generator=generator)
+    singles, multis = architectures(space_name, 1, seed, steps + 1), architectures(space_name, m, seed, steps + 1)
+    times: dict[int, list[float]] = {1: [], m: []}
+    for i in range(steps + 1):  # step 0 of each: warm-up
+        pairs = ((1, singles[i]), (m, multis[i]))
+        for paths, arch in pairs if i % 2 else pairs[::-1]:
+            start = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x, arch), y).backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            optimizer.step()
+            if i:
+                times[paths].append(time.perf_counter() - start)
+    mean_paths = sum(len(c.paths) for a in multis[1:] for c in a.layers) / (steps * len(space.layers))
+    return {
+        "space": space_name,
+        "m": m,
+        "batch": batch,
+        "ratio": sum(times[m]) / sum(times[1]),
+        "single_step_s": times[1],
+        "multi_step_s": times[m],
+        "mean_paths": mean_paths,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--impl", choices=IMPLS, default="mixpath")
@@ -168,7 +207,13 @@ def main() -> None:
     parser.add_argument("--plain", action="store_true", help="mixpath without fused branches")
     parser.add_argument("--nchw", action="store_true", help="mixpath without channels-last")
     parser.add_argument("--saved-archs", type=int, default=None, help="measure saved_mb on this many timed archs")
+    parser.add_argument(
+        "--multi-single", action="store_true", help="m-path vs single-path time, alternating in this process"
+    )
     args = parser.parse_args()
+    if args.multi_single:
+        print(json.dumps(measure_multi_single(args.space, args.m, batch=args.batch, steps=args.steps, seed=args.seed)))
+        return
     result = measure(
         args.impl,
         args.space,
