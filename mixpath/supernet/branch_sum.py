@@ -9,10 +9,13 @@ per path (m=4 at ~1.3-1.4x single-path memory, measured). Recomputing the convs 
 instead would bring that to 1.00x for one extra depthwise forward per path and step; the previous
 version did, this one spends memory (within the 1.5x the speed targets allow) on time.
 
-The backward pass of BN + ReLU6/ReLU comes from ``mixpath.supernet.cpu_kernels.bn_act_backward`` (two
-passes over memory where PyTorch needs three operators) and the weight gradients of 5x5 to 9x9 depthwise
-convs from ``cpu_kernels.weight_grad``, when the kernels are available; PyTorch's operators otherwise.
-``fused_conv_bn_act`` runs a single conv-BN-activation block (stem, expansion, head) the same way.
+The forward pass of BN + activation, added into the branch sum, and its backward come from
+``mixpath.supernet.cpu_kernels`` (``bn_act_forward``, ``bn_act_backward``: two passes over memory each),
+as do the weight gradients of 5x5 to 9x9 depthwise convs (``weight_grad``) and the input gradients of
+stride-1 7x7 and 9x9 ones, added straight into the gradient of the branches' shared input
+(``input_grad``), when the kernels are available; PyTorch's operators otherwise.
+``fused_conv_bn_act`` runs a single conv-BN-activation block (stem, expansion, head) the same way, and
+``batch_norm`` a layer's path norm (the BN after the projection).
 
 The values equal what the modules compute (same ops; float rounding aside), the BNs' running statistics
 and ``num_batches_tracked`` move exactly as ``nn.BatchNorm2d`` moves them, and gradients reach exactly

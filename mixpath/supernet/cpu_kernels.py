@@ -1,26 +1,36 @@
-"""Two CPU kernels for training multi-path layers, compiled on first use.
+"""CPU kernels for training multi-path layers, compiled on first use.
 
-Where a MixPath supernet's training time goes on the CPU, and what these kernels replace:
+Where a MixPath supernet's training time goes on the CPU, and what these kernels replace (speeds measured
+on S1's layer shapes, 2 threads; ``benchmarks/`` and docs/speed.md):
 
 - ``weight_grad``: the weight gradient of 5x5, 7x7 and 9x9 depthwise convs. oneDNN has a fast depthwise
-  weight-gradient kernel for 3x3 only and computes larger ones as a general grouped convolution, which
-  took about half of a training step at m=4 (fmnist-s1, cifar-s1). This kernel computes ``grad_w[c, i, j]
-  = sum over n, y, x of grad[n, c, y, x] * input[n, c, y*s+i-p, x*s+j-p]`` on channels-last tensors, 8
-  channels per vector, a kernel row's accumulators in registers, threads over channel blocks: 3.6-8x
-  faster than oneDNN's generic path on S1's layer shapes, summing in the same order, so results agree to
-  float rounding.
-- ``bn_act_backward``: the backward pass of a training-mode BN followed by ReLU6 or ReLU, from the BN's
-  input and batch statistics, in two passes over channels-last memory. PyTorch needs three operators for
-  it (recompute the BN output, the activation's backward, the BN's backward) and five passes; the kernel
-  is 2-10x faster per call on S1's shapes. Per-thread partial sums over fixed row ranges: deterministic
-  for a given thread count.
+  weight-gradient kernel for 3x3 only and computes larger ones as a general grouped convolution (half of
+  an m=4 training step before this kernel). Here ``grad_w[c, i, j] = sum over n, y, x of grad[n, c, y, x]
+  * input[n, c, y*s+i-p, x*s+j-p]`` on channels-last tensors: a kernel row's input taps slide through
+  registers, images go in cache-sized chunks, threads split (channel block, kernel row) pairs; 4-10x
+  oneDNN's generic path.
+- ``input_grad``: the input gradient of stride-1 7x7 and 9x9 depthwise convs (a depthwise conv of the
+  output gradient with the flipped kernel), added straight into the sum over a layer's branches: 1.1-1.8x
+  oneDNN's input gradient plus the addition, on maps of 7x7 and more (oneDNN keeps 3x3, 5x5, stride 2
+  and smaller maps, where it is as fast or faster).
+- ``bn_act_forward``: a training-mode BN + ReLU6/ReLU/none, added into the branch sum: batch statistics
+  (summed in double) in one pass, normalisation, activation and accumulation in a second. PyTorch takes
+  five passes and, for channel counts like 12 or 36, a slow scalar path (2-5x slower than this kernel).
+- ``bn_act_backward``: the backward pass of the same, from the BN's input and batch statistics, in two
+  passes where PyTorch needs three operators (recompute the BN output, the activation's backward, the
+  BN's backward); 2-10x faster per call.
 
-They are ~150 lines of C compiled once per machine with the system C compiler (``cc``, about a second)
+The depthwise kernels are built twice, for blocks of 8 and of 16 channels (one AVX-512 register; used
+when the channel count is a multiple of 16: 1.0-1.5x faster, the same sums in the same order). The BN
+kernels run over rows of C channels in runs of a multiple of 16 floats, so any C vectorises. Each
+kernel's sums run in a fixed order for a given thread count: results are deterministic.
+
+The C source (~450 lines) is compiled once per machine with the system C compiler (``cc``, a few seconds)
 into ``$XDG_CACHE_HOME/mixpath`` (default ``~/.cache/mixpath``) and loaded with ctypes: no torch headers,
 no build step at install time. Their threads are PyTorch's own where torch uses GNU OpenMP (the pip wheels
 do): the library asks for ``libgomp.so.1``, which the process has already loaded from torch, so no second
-OpenMP pool competes for the cores. Without a compiler (or with ``MIXPATH_CPU_KERNELS=0``) both functions
-return None and callers keep PyTorch's operators.
+OpenMP pool competes for the cores. Without a compiler (or with ``MIXPATH_CPU_KERNELS=0``) every function
+returns None and callers keep PyTorch's operators.
 """
 
 from __future__ import annotations
