@@ -141,8 +141,8 @@ ABLATIONS = {
         [],
         {"allocator": True, "openmp_wait": {"OMP_WAIT_POLICY": "PASSIVE"}},
     ),
-    "no compiled dw kernel": ([], {"allocator": True, cpu_kernels.SWITCH: "0"}),
-    "no fused branches (so no dw kernel either)": (["--plain"], {"allocator": True}),
+    "no compiled CPU kernels (MIXPATH_CPU_KERNELS=0)": ([], {"allocator": True, cpu_kernels.SWITCH: "0"}),
+    "no fused branches (so no kernels either)": (["--plain"], {"allocator": True}),
     "NCHW, plain branches, system malloc": (["--nchw", "--plain"], {"allocator": False}),
 }
 
