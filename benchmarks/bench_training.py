@@ -3,6 +3,7 @@
     python benchmarks/bench_training.py --impl mixpath --space fmnist-s1 --m 4
     python benchmarks/bench_training.py --impl reference --space cifar-s1 --m 1 --steps 2 --warmup 1
     python benchmarks/bench_training.py --space cifar-s1 --m 4 --steps 8 --multi-single
+    python benchmarks/bench_training.py --space fmnist-s1 --m 4 --steps 20 --against-reference
 
 Both implementations run the same loop on the same architectures (MixPath's sampling rule, seeded; see
 ``architectures``) and the same synthetic batch: zero_grad(set_to_none), forward, cross-entropy,
@@ -195,6 +196,47 @@ def measure_multi_single(space_name: str, m: int, *, batch: int = 96, steps: int
     }
 
 
+def measure_against_reference(space_name: str, m: int, *, batch: int = 96, steps: int = 20, seed: int = 0) -> dict:
+    """mixpath against the reference in one process: both supernets built, training steps alternating
+    (reference, mixpath, mixpath, reference, ...) on the same architectures and batch, so the machine's
+    speed swings fall on both alike. Both run with this process's allocator: run it with the
+    reference's (the system malloc), which leaves mixpath without tcmalloc, a conservative comparison.
+    Reported: ``speed_up`` = total reference time over total mixpath time, and per-step times."""
+    space = get_space(space_name)
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, *space.input_shape, generator=generator)
+    y = torch.randint(0, space.num_classes, (batch,), generator=generator)
+    trainers = {}
+    for impl in IMPLS:
+        model = build(impl, space_name, m).train()
+        params = list(model.parameters())
+        trainers[impl] = (
+            model,
+            params,
+            torch.optim.SGD(params, lr=0.025, momentum=0.9, weight_decay=3e-4, foreach=True),
+        )
+    archs = architectures(space_name, m, seed, steps + 1)
+    times: dict[str, list[float]] = {impl: [] for impl in IMPLS}
+    for i, arch in enumerate(archs):  # step 0 of each: warm-up
+        for impl in IMPLS if i % 2 else IMPLS[::-1]:
+            model, params, optimizer = trainers[impl]
+            start = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x, arch), y).backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            optimizer.step()
+            if i:
+                times[impl].append(time.perf_counter() - start)
+    return {
+        "space": space_name,
+        "m": m,
+        "batch": batch,
+        "speed_up": sum(times["reference"]) / sum(times["mixpath"]),
+        "reference_step_s": times["reference"],
+        "mixpath_step_s": times["mixpath"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--impl", choices=IMPLS, default="mixpath")
@@ -210,7 +252,14 @@ def main() -> None:
     parser.add_argument(
         "--multi-single", action="store_true", help="m-path vs single-path time, alternating in this process"
     )
+    parser.add_argument(
+        "--against-reference", action="store_true", help="mixpath vs the reference, alternating in this process"
+    )
     args = parser.parse_args()
+    if args.against_reference:
+        row = measure_against_reference(args.space, args.m, batch=args.batch, steps=args.steps, seed=args.seed)
+        print(json.dumps(row))
+        return
     if args.multi_single:
         print(json.dumps(measure_multi_single(args.space, args.m, batch=args.batch, steps=args.steps, seed=args.seed)))
         return

@@ -8,7 +8,9 @@ resident memory is its own. Reference and mixpath runs alternate (A/B, B/A, ...)
 architectures, and each ratio is the median over repetitions of the ratio within one, so load from other
 jobs and the machine's own speed swings fall on both alike; the load average
 is printed with the table. The multi-path time target is judged on m=4 and m=1 steps alternating in one
-mixpath process (``bench_training.py --multi-single``), where a swing cannot fall on one side only.
+mixpath process (``bench_training.py --multi-single``), where a swing cannot fall on one side only, and
+the fmnist-s1 speed-up on reference and mixpath steps alternating in one process under the reference's
+allocator (``--against-reference``; conservative: mixpath loses tcmalloc there).
 
 Environments: every process, reference and mixpath alike, gets the OpenMP waiting that mixpath's CLI
 would choose at the suite's start (``mixpath.allocator.openmp_wait_env``: a short spin on idle cores,
@@ -91,6 +93,24 @@ def time_ratio(four: list[dict], one: list[dict]) -> float:
     """m=4 over m=1 time per image, separate processes: the median over repetitions (same architecture
     seed) of the ratio."""
     return statistics.median(a["images_per_s"] / b["images_per_s"] for a, b in zip(one, four, strict=True))
+
+
+AGAINST_REFERENCE_STEPS = {False: 20, True: 8}
+"""Timed steps of each implementation in the one-process fmnist-s1 comparison (full suite, --quick)."""
+
+
+def against_reference(quick: bool) -> dict[str, dict]:
+    """fmnist-s1 per m: reference and mixpath steps alternating in one process under the reference's
+    allocator (``bench_training.py --against-reference``), the measurement the fmnist-s1 speed target is
+    judged on. Separate processes seconds apart see this machine's speed swings: the same reference
+    configuration ran at 166 to 315 img/s in three runs of this suite. cifar-s1 (a reference step takes
+    10-25 s; speed-ups of 5-7x) keeps the separate-process figures."""
+    results = {}
+    for m in MS:
+        args = ["--space", "fmnist-s1", "--m", str(m), "--steps", str(AGAINST_REFERENCE_STEPS[quick])]
+        results[f"fmnist-s1 m={m}"] = row = run("bench_training.py", [*args, "--against-reference"], environment(False))
+        print(f"  fmnist-s1 m={m} against the reference in one process: {row['speed_up']:.2f}x", file=sys.stderr)
+    return results
 
 
 def multi_single(quick: bool) -> dict[str, dict]:
@@ -178,19 +198,20 @@ def ranking(run_dir: Path, ground_truth: Path) -> dict | None:
     return run("bench_ranking.py", args, environment(True))
 
 
-def training_table(results: dict) -> list[str]:
+def training_table(results: dict, together: dict[str, dict]) -> list[str]:
     lines = [
-        "| space | m | reference img/s | mixpath img/s | speed-up | reference peak MB (+train) | "
-        "mixpath peak MB (+train) | reference saved MB | mixpath saved MB |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| space | m | reference img/s | mixpath img/s | speed-up, separate processes | speed-up, one process | "
+        "reference peak MB (+train) | mixpath peak MB (+train) | reference saved MB | mixpath saved MB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for key, impls in results.items():
         space, m = key.split(" m=")
         ref, mix = impls["reference"], impls["mixpath"]
         speed = speed_up(mix, ref)
+        one = f"{together[key]['speed_up']:.2f}x" if key in together else "-"
         lines.append(
             f"| {space} | {m} | {median(ref, 'images_per_s'):.1f} | {median(mix, 'images_per_s'):.1f} | "
-            f"{speed:.2f}x | {median(ref, 'peak_rss_mb'):.0f} (+{median(ref, 'train_mb'):.0f}) | "
+            f"{speed:.2f}x | {one} | {median(ref, 'peak_rss_mb'):.0f} (+{median(ref, 'train_mb'):.0f}) | "
             f"{median(mix, 'peak_rss_mb'):.0f} (+{median(mix, 'train_mb'):.0f}) | {median(ref, 'saved_mb'):.0f} | "
             f"{median(mix, 'saved_mb'):.0f} |"
         )
@@ -253,18 +274,20 @@ def verdict(met: bool) -> str:
     return "met" if met else "NOT met"
 
 
-def targets(train: dict, paired: dict[str, dict], cands: dict) -> list[str]:
+def targets(train: dict, together: dict[str, dict], paired: dict[str, dict], cands: dict) -> list[str]:
     lines = []
     for space in SPACES:
         ref_four, one, four = (
             train[f"{space} m={m}"][impl] for m, impl in ((4, "reference"), (1, "mixpath"), (4, "mixpath"))
         )
-        speed = speed_up(four, ref_four)
+        key = f"{space} m=4"
+        speed = together[key]["speed_up"] if key in together else speed_up(four, ref_four)
+        how = "alternating in one process" if key in together else "separate processes"
         cost = paired[space]["ratio"]
         rss = median(four, "train_mb") / median(one, "train_mb")
         saved = median(four, "saved_mb") / median(one, "saved_mb")
         lines += [
-            f"- {space}: m=4 training {speed:.2f}x the reference (target >= 4x: {verdict(speed >= 4)})",
+            f"- {space}: m=4 training {speed:.2f}x the reference, {how} (target >= 4x: {verdict(speed >= 4)})",
             f"- {space}: m=4 costs {cost:.2f}x single-path time, alternating in one process, "
             f"{paired[space]['mean_paths']:.2f} paths per layer drawn (target <= 1.6x: {verdict(cost <= 1.6)})",
             f"- {space}: m=4 training memory {rss:.2f}x single-path (process RSS above the built model), "
@@ -278,15 +301,17 @@ def targets(train: dict, paired: dict[str, dict], cands: dict) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps, one repetition")
-    parser.add_argument("--reps", type=int, default=None, help="fmnist-s1 training repetitions (default 4, quick 2)")
+    parser.add_argument("--reps", type=int, default=None, help="fmnist-s1 training repetitions (default 3, quick 2)")
     parser.add_argument("--run", type=Path, default=Path("experiments/runs/ablation/shadow"))
     parser.add_argument("--ground-truth", type=Path, default=Path("experiments/results/ablation/groundtruth_seed0.csv"))
     args = parser.parse_args()
-    reps = args.reps or (2 if args.quick else 4)
+    reps = args.reps or (2 if args.quick else 3)
     started, load_before = time.perf_counter(), os.getloadavg()
     cpu_kernels.available()  # compile once, outside every timed process
     print("training ...", file=sys.stderr)
     train = training(args.quick, reps)
+    print("against the reference in one process ...", file=sys.stderr)
+    together = against_reference(args.quick)
     print("multi-path vs single-path ...", file=sys.stderr)
     paired = multi_single(args.quick)
     print("ablation ...", file=sys.stderr)
@@ -310,9 +335,10 @@ def main() -> None:
         "",
         "Supernet training, batch 96 (median of reference/mixpath runs alternated in fresh processes; fmnist-s1: "
         f"{reps} x {FMNIST_STEPS[args.quick]} timed steps each, one architecture seed per repetition; cifar-s1: "
-        "one timed step each):",
+        "one timed step each). One process (fmnist-s1): both supernets in one process under the reference's "
+        f"allocator, {AGAINST_REFERENCE_STEPS[args.quick]} steps each alternating on the same architectures:",
         "",
-        *training_table(train),
+        *training_table(train, together),
         "",
         "Multi-path vs single-path (the MixPath sampler at m=4 draws 1-4 paths per layer, 2.5 on average). "
         "One process: one m=4 supernet trains m=1 and m=4 architectures in alternation (paired expansions; "
@@ -343,13 +369,14 @@ def main() -> None:
             f"exact vs SPOS 200-batch {ranks['tau_exact_vs_ema200']:.3f}.",
             "",
         ]
-    lines += ["Targets (issue 7):", "", *targets(train, paired, cands)]
+    lines += ["Targets (issue 7):", "", *targets(train, together, paired, cands)]
     text = "\n".join(lines)
     print(text)
     RESULTS.mkdir(exist_ok=True)
     raw = {
         "machine": machine,
         "training": train,
+        "against_reference": together,
         "multi_single": paired,
         "ablation": ablations,
         "candidates": cands,

@@ -33,6 +33,12 @@ def test_multi_single_measurement_pairs_single_and_multi_path_steps():
         assert all(len(c.paths) == 1 for c in one.layers)
 
 
+def test_against_reference_measurement_alternates_both_implementations():
+    row = bench_training.measure_against_reference("tiny", 4, batch=8, steps=3)
+    assert len(row["reference_step_s"]) == len(row["mixpath_step_s"]) == 3
+    assert row["speed_up"] == pytest.approx(sum(row["reference_step_s"]) / sum(row["mixpath_step_s"]))
+
+
 def test_tau_difference_interval():
     truth = [float(i) for i in range(20)]
     same = bench_ranking.tau_difference_interval(truth, truth, truth)
