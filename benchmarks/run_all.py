@@ -46,7 +46,7 @@ MS = (1, 2, 4)
 IMPLS = ("reference", "mixpath")
 FMNIST_STEPS = {False: 10, True: 6}
 """Timed fmnist-s1 steps per process (full suite, --quick)."""
-MULTI_SINGLE_STEPS = {"cifar-s1": {False: 8, True: 3}, "fmnist-s1": {False: 40, True: 12}}
+MULTI_SINGLE_STEPS = {"cifar-s1": {False: 12, True: 3}, "fmnist-s1": {False: 40, True: 12}}
 """Timed steps of each kind in the one-process m=4 vs m=1 measurement (full suite, --quick)."""
 OPENMP_WAIT = openmp_wait_here(os.environ)
 """The OpenMP waiting of every process of this run, chosen once, before the suite adds load of its own."""
@@ -301,11 +301,11 @@ def targets(train: dict, together: dict[str, dict], paired: dict[str, dict], can
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps, one repetition")
-    parser.add_argument("--reps", type=int, default=None, help="fmnist-s1 training repetitions (default 3, quick 2)")
+    parser.add_argument("--reps", type=int, default=None, help="fmnist-s1 training repetitions (default 2, quick 1)")
     parser.add_argument("--run", type=Path, default=Path("experiments/runs/ablation/shadow"))
     parser.add_argument("--ground-truth", type=Path, default=Path("experiments/results/ablation/groundtruth_seed0.csv"))
     args = parser.parse_args()
-    reps = args.reps or (2 if args.quick else 3)
+    reps = args.reps or (1 if args.quick else 2)
     started, load_before = time.perf_counter(), os.getloadavg()
     cpu_kernels.available()  # compile once, outside every timed process
     print("training ...", file=sys.stderr)
