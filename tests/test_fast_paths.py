@@ -101,6 +101,29 @@ def test_fused_supernet_equals_plain_supernet(name):
         torch.testing.assert_close(buf, buf0, rtol=RTOL, atol=1e-12, msg=key)
 
 
+def test_fused_and_plain_training_stay_equal_over_optimizer_steps():
+    """Five SGD steps (momentum, weight decay, clipping) on random architectures in float64: the fused path
+    (PyTorch's operators behind it) keeps the plain path's weights and statistics to rounding."""
+    space = get_space("fmnist-s1")
+    torch.manual_seed(0)
+    fused = build_supernet(space, 4).double()
+    plain = copy.deepcopy(fused)
+    x = torch.randn(8, *space.input_shape, dtype=torch.float64)
+    y = torch.randint(0, space.num_classes, (8,))
+    rng = random.Random(0)
+    optimizers = [torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9, weight_decay=3e-4) for m in (fused, plain)]
+    for _ in range(5):
+        arch = space.random_architecture(rng, 4)
+        for model, optimizer, on in ((fused, optimizers[0], True), (plain, optimizers[1], False)):
+            with fused_branches(on):
+                optimizer.zero_grad(set_to_none=True)
+                nn.functional.cross_entropy(model.train()(x, arch), y).backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+                optimizer.step()
+    for (key, got), want in zip(fused.state_dict().items(), plain.state_dict().values(), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-11, msg=key)
+
+
 @pytest.mark.parametrize("name, tol", [("tiny", 1e-5), ("fmnist-s1", 2e-5)])
 def test_channels_last_supernet_equals_nchw_supernet(name, tol):
     """Float32, so the fast path runs the compiled kernels (the float64 tests above run PyTorch's ops),
