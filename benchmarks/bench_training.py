@@ -82,6 +82,29 @@ def build(impl: str, space_name: str, m: int, channels_last: bool = True) -> tor
     return MBConvSupernet(space, m, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
+def trainer(model: torch.nn.Module) -> tuple[torch.nn.Module, list[torch.nn.Parameter], torch.optim.SGD]:
+    """``model`` in training mode, its parameter list and its optimizer (DESIGN.md section 4's SGD)."""
+    params = list(model.parameters())
+    return model.train(), params, torch.optim.SGD(params, lr=0.025, momentum=0.9, weight_decay=3e-4, foreach=True)
+
+
+def train_step(
+    model: torch.nn.Module,
+    params: list[torch.nn.Parameter],
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    arch: Architecture,
+) -> float:
+    """One training step as the trainer takes it; returns its wall-clock seconds."""
+    start = time.perf_counter()
+    optimizer.zero_grad(set_to_none=True)
+    F.cross_entropy(model(x, arch), y).backward()
+    torch.nn.utils.clip_grad_norm_(params, 5.0)
+    optimizer.step()
+    return time.perf_counter() - start
+
+
 def saved_bytes(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, arch: Architecture) -> int:
     """Total size of the tensors autograd saves for backward in one training forward pass (each storage once)."""
     storages: dict[int, int] = {}
@@ -115,28 +138,20 @@ def measure(
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
     space = get_space(space_name)
-    model = build(impl, space_name, m, channels_last).train()
-    params = list(model.parameters())
-    optimizer = torch.optim.SGD(params, lr=0.025, momentum=0.9, weight_decay=3e-4, foreach=True)
+    model, params, optimizer = trainer(build(impl, space_name, m, channels_last))
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, *space.input_shape, generator=generator)
     y = torch.randint(0, space.num_classes, (batch,), generator=generator)
     archs = architectures(space_name, m, seed, warmup + steps)
     rss = rss_mb()
 
-    def step(arch: Architecture) -> None:
-        optimizer.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x, arch), y).backward()
-        torch.nn.utils.clip_grad_norm_(params, 5.0)
-        optimizer.step()
-
     times, cpu_times = [], []
     with fused_branches(fused):
         for i, arch in enumerate(archs):
-            start, cpu_start = time.perf_counter(), time.process_time()
-            step(arch)
+            cpu_start = time.process_time()
+            seconds = train_step(model, params, optimizer, x, y, arch)
             if i >= warmup:
-                times.append(time.perf_counter() - start)
+                times.append(seconds)
                 cpu_times.append(time.process_time() - cpu_start)
         peak = peak_rss_mb()
         saved = max(saved_bytes(model, x, y, arch) for arch in archs[warmup:][:saved_archs]) / 2**20
@@ -166,9 +181,7 @@ def measure_multi_single(space_name: str, m: int, *, batch: int = 96, steps: int
     Reported: ``ratio`` = total m-path time over total single-path time, per-step times, and the mean
     number of active paths per layer of the timed m-path architectures (the sampler's mean is (m+1)/2)."""
     space = get_space(space_name)
-    model = build("mixpath", space_name, m).train()
-    params = list(model.parameters())
-    optimizer = torch.optim.SGD(params, lr=0.025, momentum=0.9, weight_decay=3e-4, foreach=True)
+    model, params, optimizer = trainer(build("mixpath", space_name, m))
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, *space.input_shape, generator=generator)
     y = torch.randint(0, space.num_classes, (batch,), generator=generator)
@@ -177,13 +190,9 @@ def measure_multi_single(space_name: str, m: int, *, batch: int = 96, steps: int
     for i in range(steps + 1):  # step 0 of each: warm-up
         pairs = ((1, singles[i]), (m, multis[i]))
         for paths, arch in pairs if i % 2 else pairs[::-1]:
-            start = time.perf_counter()
-            optimizer.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x, arch), y).backward()
-            torch.nn.utils.clip_grad_norm_(params, 5.0)
-            optimizer.step()
+            seconds = train_step(model, params, optimizer, x, y, arch)
             if i:
-                times[paths].append(time.perf_counter() - start)
+                times[paths].append(seconds)
     mean_paths = sum(len(c.paths) for a in multis[1:] for c in a.layers) / (steps * len(space.layers))
     return {
         "space": space_name,
@@ -206,27 +215,14 @@ def measure_against_reference(space_name: str, m: int, *, batch: int = 96, steps
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, *space.input_shape, generator=generator)
     y = torch.randint(0, space.num_classes, (batch,), generator=generator)
-    trainers = {}
-    for impl in IMPLS:
-        model = build(impl, space_name, m).train()
-        params = list(model.parameters())
-        trainers[impl] = (
-            model,
-            params,
-            torch.optim.SGD(params, lr=0.025, momentum=0.9, weight_decay=3e-4, foreach=True),
-        )
+    trainers = {impl: trainer(build(impl, space_name, m)) for impl in IMPLS}
     archs = architectures(space_name, m, seed, steps + 1)
     times: dict[str, list[float]] = {impl: [] for impl in IMPLS}
     for i, arch in enumerate(archs):  # step 0 of each: warm-up
         for impl in IMPLS if i % 2 else IMPLS[::-1]:
-            model, params, optimizer = trainers[impl]
-            start = time.perf_counter()
-            optimizer.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x, arch), y).backward()
-            torch.nn.utils.clip_grad_norm_(params, 5.0)
-            optimizer.step()
+            seconds = train_step(*trainers[impl], x, y, arch)
             if i:
-                times[impl].append(time.perf_counter() - start)
+                times[impl].append(seconds)
     return {
         "space": space_name,
         "m": m,

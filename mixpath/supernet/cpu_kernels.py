@@ -67,6 +67,17 @@ _HEADER = r"""
 #include <omp.h>
 #endif
 
+/* this thread's number in its team and the team's size (0 and 1 without OpenMP) */
+static inline void team(int* t, int* nt) {
+#ifdef _OPENMP
+  *t = omp_get_thread_num();
+  *nt = omp_get_num_threads();
+#else
+  *t = 0;
+  *nt = 1;
+#endif
+}
+
 """
 
 _DEPTHWISE = r"""
@@ -135,11 +146,8 @@ int dw_weight_grad@L@(const float* grad, const float* input, float* out, int64_t
   int failed = 0;
 #pragma omp parallel num_threads(threads) reduction(| : failed)
   {
-    int t = 0, nt = 1;
-#ifdef _OPENMP
-    t = omp_get_thread_num();
-    nt = omp_get_num_threads();
-#endif
+    int t, nt;
+    team(&t, &nt);
     const int64_t i0 = items * t / nt, i1 = items * (t + 1) / nt;
     float* pin = calloc((size_t)(Hin * Wp * @L@), sizeof(float));
     v@L@* acc = aligned_alloc(64, (size_t)((i1 - i0) * K + 2) * sizeof(v@L@));
@@ -344,11 +352,8 @@ int bn_act_backward(const float* grad, const float* y, float* dy, const float* m
   memset(partial, 0, sizeof(float) * 2 * P * threads);
 #pragma omp parallel num_threads(threads)
   {
-    int t = 0, nt = 1;
-#ifdef _OPENMP
-    t = omp_get_thread_num();
-    nt = omp_get_num_threads();
-#endif
+    int t, nt;
+    team(&t, &nt);
     float* sum_d = partial + 2 * P * t;
     int64_t q0, q1, tail;
     runs_of(total, P, t, nt, &q0, &q1, &tail);
@@ -379,11 +384,8 @@ int bn_act_backward(const float* grad, const float* y, float* dy, const float* m
   }
 #pragma omp parallel num_threads(threads)
   {
-    int t = 0, nt = 1;
-#ifdef _OPENMP
-    t = omp_get_thread_num();
-    nt = omp_get_num_threads();
-#endif
+    int t, nt;
+    team(&t, &nt);
     int64_t q0, q1, tail;
     runs_of(total, P, t, nt, &q0, &q1, &tail);
     if (act == 2) {
@@ -445,11 +447,8 @@ int bn_act_forward(const float* y, float* out, float* mean, float* invstd, const
   memset(partial, 0, sizeof(double) * 2 * P * threads);
 #pragma omp parallel num_threads(threads)
   {
-    int t = 0, nt = 1;
-#ifdef _OPENMP
-    t = omp_get_thread_num();
-    nt = omp_get_num_threads();
-#endif
+    int t, nt;
+    team(&t, &nt);
     double* s = partial + 2 * P * t;
     int64_t q0, q1, tail;
     runs_of(total, P, t, nt, &q0, &q1, &tail);
@@ -481,11 +480,8 @@ int bn_act_forward(const float* y, float* out, float* mean, float* invstd, const
   tile(shift, shift, C, P);
 #pragma omp parallel num_threads(threads)
   {
-    int t = 0, nt = 1;
-#ifdef _OPENMP
-    t = omp_get_thread_num();
-    nt = omp_get_num_threads();
-#endif
+    int t, nt;
+    team(&t, &nt);
     int64_t q0, q1, tail;
     runs_of(total, P, t, nt, &q0, &q1, &tail);
     if (act == 2) {
