@@ -7,7 +7,7 @@ on S1's layer shapes, 2 threads; ``benchmarks/`` and docs/speed.md):
   weight-gradient kernel for 3x3 only and computes larger ones as a general grouped convolution (half of
   an m=4 training step before this kernel). Here ``grad_w[c, i, j] = sum over n, y, x of grad[n, c, y, x]
   * input[n, c, y*s+i-p, x*s+j-p]`` on channels-last tensors: a kernel row's input taps slide through
-  registers, images go in cache-sized chunks, threads split (channel block, kernel row) pairs; 4-10x
+  registers, images go in cache-sized chunks, threads split (channel block, kernel row) pairs; 3-7x
   oneDNN's generic path.
 - ``input_grad``: the input gradient of stride-1 7x7 and 9x9 depthwise convs (a depthwise conv of the
   output gradient with the flipped kernel), added straight into the sum over a layer's branches: 1.1-1.8x
@@ -15,7 +15,7 @@ on S1's layer shapes, 2 threads; ``benchmarks/`` and docs/speed.md):
   and smaller maps, where it is as fast or faster).
 - ``bn_act_forward``: a training-mode BN + ReLU6/ReLU/none, added into the branch sum: batch statistics
   (summed in double) in one pass, normalisation, activation and accumulation in a second. PyTorch takes
-  five passes and, for channel counts like 12 or 36, a slow scalar path (2-5x slower than this kernel).
+  five passes and, for channel counts like 12 or 36, a slow scalar path (1.7-4.7x slower than this kernel).
 - ``bn_act_backward``: the backward pass of the same, from the BN's input and batch statistics, in two
   passes where PyTorch needs three operators (recompute the BN output, the activation's backward, the
   BN's backward); 2-10x faster per call.
@@ -338,6 +338,14 @@ BN_ACT_ROWS(relu6, z > 0.f && z < 6.f)
 BN_ACT_ROWS(relu, z > 0.f)
 BN_ACT_ROWS(none, ((void)z, 1))
 
+/* by act: 0 = ReLU6, 1 = ReLU, 2 = none */
+typedef void (*bn_sums_fn)(const float*, const float*, const float*, const float*, const float*,
+                           const float*, float*, float*, int64_t, int64_t, int64_t);
+typedef void (*bn_grad_fn)(const float*, const float*, float*, const float*, const float*, const float*,
+                           const float*, const float*, const float*, int64_t, int64_t, int64_t);
+static const bn_sums_fn BN_SUMS[] = {relu6_sums, relu_sums, none_sums};
+static const bn_grad_fn BN_GRAD[] = {relu6_grad, relu_grad, none_grad};
+
 int bn_act_backward(const float* grad, const float* y, float* dy, const float* mean, const float* invstd,
                     const float* gamma, const float* beta, float* grad_gamma, float* grad_beta,
                     float* scratch, int64_t R, int64_t C, int act, int threads) {
@@ -357,16 +365,8 @@ int bn_act_backward(const float* grad, const float* y, float* dy, const float* m
     float* sum_d = partial + 2 * P * t;
     int64_t q0, q1, tail;
     runs_of(total, P, t, nt, &q0, &q1, &tail);
-    if (act == 2) {
-      none_sums(grad, y, tm, ti, tg, tb, sum_d, sum_d + P, q0, q1, P);
-      none_sums(grad, y, tm, ti, tg, tb, sum_d, sum_d + P, tail, total, C);
-    } else if (act) {
-      relu_sums(grad, y, tm, ti, tg, tb, sum_d, sum_d + P, q0, q1, P);
-      relu_sums(grad, y, tm, ti, tg, tb, sum_d, sum_d + P, tail, total, C);
-    } else {
-      relu6_sums(grad, y, tm, ti, tg, tb, sum_d, sum_d + P, q0, q1, P);
-      relu6_sums(grad, y, tm, ti, tg, tb, sum_d, sum_d + P, tail, total, C);
-    }
+    BN_SUMS[act](grad, y, tm, ti, tg, tb, sum_d, sum_d + P, q0, q1, P);
+    BN_SUMS[act](grad, y, tm, ti, tg, tb, sum_d, sum_d + P, tail, total, C);
   }
   for (int64_t c = 0; c < C; ++c) {
     float a = 0.f, b = 0.f;
@@ -388,16 +388,8 @@ int bn_act_backward(const float* grad, const float* y, float* dy, const float* m
     team(&t, &nt);
     int64_t q0, q1, tail;
     runs_of(total, P, t, nt, &q0, &q1, &tail);
-    if (act == 2) {
-      none_grad(grad, y, dy, tm, ti, tg, tb, tmd, tmx, q0, q1, P);
-      none_grad(grad, y, dy, tm, ti, tg, tb, tmd, tmx, tail, total, C);
-    } else if (act) {
-      relu_grad(grad, y, dy, tm, ti, tg, tb, tmd, tmx, q0, q1, P);
-      relu_grad(grad, y, dy, tm, ti, tg, tb, tmd, tmx, tail, total, C);
-    } else {
-      relu6_grad(grad, y, dy, tm, ti, tg, tb, tmd, tmx, q0, q1, P);
-      relu6_grad(grad, y, dy, tm, ti, tg, tb, tmd, tmx, tail, total, C);
-    }
+    BN_GRAD[act](grad, y, dy, tm, ti, tg, tb, tmd, tmx, q0, q1, P);
+    BN_GRAD[act](grad, y, dy, tm, ti, tg, tb, tmd, tmx, tail, total, C);
   }
   return 0;
 }
@@ -437,6 +429,9 @@ static void bn_stats_run(const float* restrict y, double* restrict s, double* re
 BN_ACT_APPLY(relu6, z = z < 0.f ? 0.f : (z > 6.f ? 6.f : z))
 BN_ACT_APPLY(relu, z = z < 0.f ? 0.f : z)
 BN_ACT_APPLY(none, (void)0)
+
+typedef void (*bn_apply_fn)(const float*, float*, const float*, const float*, int64_t, int64_t, int64_t, int);
+static const bn_apply_fn BN_APPLY[] = {relu6_apply, relu_apply, none_apply}; /* by act, as above */
 
 int bn_act_forward(const float* y, float* out, float* mean, float* invstd, const float* gamma,
                    const float* beta, float* running_mean, float* running_var, double momentum, double eps,
@@ -484,16 +479,8 @@ int bn_act_forward(const float* y, float* out, float* mean, float* invstd, const
     team(&t, &nt);
     int64_t q0, q1, tail;
     runs_of(total, P, t, nt, &q0, &q1, &tail);
-    if (act == 2) {
-      none_apply(y, out, scale, shift, q0, q1, P, accumulate);
-      none_apply(y, out, scale, shift, tail, total, C, accumulate);
-    } else if (act) {
-      relu_apply(y, out, scale, shift, q0, q1, P, accumulate);
-      relu_apply(y, out, scale, shift, tail, total, C, accumulate);
-    } else {
-      relu6_apply(y, out, scale, shift, q0, q1, P, accumulate);
-      relu6_apply(y, out, scale, shift, tail, total, C, accumulate);
-    }
+    BN_APPLY[act](y, out, scale, shift, q0, q1, P, accumulate);
+    BN_APPLY[act](y, out, scale, shift, tail, total, C, accumulate);
   }
   return 0;
 }
@@ -731,7 +718,7 @@ def bn_act_forward(
     does, or None when this kernel does not cover the case (then use PyTorch's operators). One pass for
     the statistics and one that normalises, activates and accumulates, where PyTorch takes five (BN
     statistics, normalisation, activation, sum) and, for channel counts that are not a multiple of the
-    vector width, a slow scalar path (3-40x slower than a memory copy, measured on S1's shapes)."""
+    vector width, a slow scalar path (2.5-35x slower than a memory copy, measured on S1's shapes)."""
     if not (
         activation in BN_ACTIVATIONS
         and y.device.type == "cpu"
