@@ -19,12 +19,11 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from mixpath.evaluation import calibrate_bn, calibration_images, score
 from mixpath.ranking.groundtruth import load_ground_truth
-from mixpath.ranking.metrics import batched_kendall_tau, kendall_tau
+from mixpath.ranking.metrics import kendall_tau, tau_difference
 from mixpath.training import load_run
 
 SPOS_BATCHES, BATCH = 200, 100
@@ -34,19 +33,6 @@ def spos_images(images: torch.Tensor, count: int = SPOS_BATCHES * BATCH) -> torc
     """``count`` images: ``images`` repeated in order as often as needed (SPOS cycles its data loader)."""
     repeats = -(-count // len(images))
     return images.repeat(repeats, *([1] * (images.dim() - 1)))[:count]
-
-
-def tau_difference_interval(
-    a: list[float], b: list[float], truth: list[float], resamples: int = 2000, seed: int = 0
-) -> tuple[float, float]:
-    """95 % paired bootstrap interval of tau(a, truth) - tau(b, truth): architectures drawn with
-    replacement, the same draw for both, so what the two share cancels. An interval holding 0 means the
-    two rank equally well as far as these architectures can tell."""
-    a_, b_, t_ = (np.asarray(v, dtype=float) for v in (a, b, truth))
-    index = np.random.default_rng(seed).integers(0, len(t_), size=(resamples, len(t_)))
-    diff = batched_kendall_tau(a_[index], t_[index]) - batched_kendall_tau(b_[index], t_[index])
-    low, high = np.quantile(diff[np.isfinite(diff)], [0.025, 0.975])
-    return float(low), float(high)
 
 
 def compare(run_dir: Path, ground_truth: Path, target: str = "test", exact_size: int = 2048) -> dict:
@@ -65,7 +51,8 @@ def compare(run_dir: Path, ground_truth: Path, target: str = "test", exact_size:
             scores[name].append(score(run.supernet, arch, data.val_x, data.val_y)["accuracy"])
             seconds[name] += time.perf_counter() - start
     gt = [truth[text].accuracy(target) for text in truth]
-    low, high = tau_difference_interval(scores["exact"], scores["ema200"], gt)
+    difference = tau_difference(scores["exact"], scores["ema200"], gt)
+    low, high = difference.low, difference.high
     return {
         "run": str(run_dir),
         "ground_truth": str(ground_truth),

@@ -18,6 +18,7 @@ from mixpath.ranking.metrics import (
     ranking_metrics,
     resolve_k,
     spearman_rho,
+    tau_difference,
     top_k_precision,
 )
 from mixpath.ranking.rank import estimate_of, rank_scores
@@ -120,3 +121,18 @@ def test_rank_scores_reports_trivial_predictors_on_the_same_archs():
     assert result["archs"][0]["standalone_acc"] == 60.0  # target test accuracy by default
     with pytest.raises(MixPathError):
         rank_scores(scores, rows, target="train")
+
+
+def test_tau_difference_is_paired_and_exact_at_the_extremes():
+    truth = [float(i) for i in range(20)]
+    same = tau_difference(truth, truth, truth)
+    assert (same.value, same.low, same.high) == (0.0, 0.0, 0.0)
+    flipped = tau_difference(truth, truth[::-1], truth)
+    assert flipped.value == pytest.approx(2.0)  # tau 1 against tau -1
+    assert 1.5 < flipped.low <= flipped.high <= 2.0
+    rng = np.random.default_rng(1)
+    noisy = list(np.array(truth) + rng.normal(0, 3, 20))
+    worse = list(np.array(truth) + rng.normal(0, 30, 20))
+    diff = tau_difference(noisy, worse, truth, seed=3)
+    assert diff.low < diff.value < diff.high
+    assert diff == tau_difference(noisy, worse, truth, seed=3)  # seeded

@@ -102,3 +102,14 @@ def test_cosine_schedule_ends_at_zero():
     assert cosine_lr(0.1, 0, 100) == pytest.approx(0.1)
     assert cosine_lr(0.1, 50, 100) == pytest.approx(0.05)
     assert cosine_lr(0.1, 100, 100) == pytest.approx(0.0)
+
+
+def test_warmup_rises_linearly_then_cosine_covers_the_rest():
+    lrs = [cosine_lr(0.4, step, 110, warmup_steps=10) for step in range(111)]
+    assert lrs[:10] == pytest.approx([0.04 * (i + 1) for i in range(10)])
+    assert lrs[10] == pytest.approx(0.4)  # the peak, then the cosine over the remaining 100 steps
+    assert lrs[60] == pytest.approx(0.2)
+    assert lrs[110] == pytest.approx(0.0)
+    assert max(lrs) == pytest.approx(0.4)
+    with pytest.raises(MixPathError, match="warmup_epochs=2"):
+        TrainConfig(epochs=2, warmup_epochs=2)

@@ -131,6 +131,22 @@ class Estimate:
         return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
 
 
+def tau_difference(
+    a: Sequence[float], b: Sequence[float], truth: Sequence[float], *, resamples: int = 2000, seed: int = 0
+) -> Estimate:
+    """tau(a, truth) - tau(b, truth) with its 95 % paired bootstrap interval: architectures drawn with
+    replacement, the same draw for both predictors, so what the two share cancels. An interval holding 0
+    means the two rank equally well as far as these architectures can tell."""
+    a_, b_, t_ = (np.asarray(v, dtype=float) for v in (a, b, truth))
+    index = np.random.default_rng(seed).integers(0, len(t_), size=(resamples, len(t_)))
+    diffs = []
+    for chunk in np.array_split(index, max(1, resamples // 250)):
+        diffs.append(batched_kendall_tau(a_[chunk], t_[chunk]) - batched_kendall_tau(b_[chunk], t_[chunk]))
+    diff = np.concatenate(diffs)
+    low, high = np.quantile(diff[np.isfinite(diff)], [0.025, 0.975])
+    return Estimate(kendall_tau(a_, t_) - kendall_tau(b_, t_), float(low), float(high))
+
+
 def _finite(value: float) -> float | None:
     return round(value, 4) if math.isfinite(value) else None
 

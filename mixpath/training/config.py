@@ -28,6 +28,8 @@ class TrainConfig:
     batch_size: int = 96
     """Images per optimizer step over all processes; each of W torchrun processes takes batch_size / W."""
     lr: float = 0.025
+    warmup_epochs: float = 0.0
+    """Linear warm-up of the learning rate over this many epochs (fractions allowed), then cosine to 0."""
     momentum: float = 0.9
     weight_decay: float = 3e-4
     grad_clip: float = 5.0
@@ -62,10 +64,12 @@ class TrainConfig:
         for name, value in positive.items():
             if not isinstance(value, int) or value < 1:
                 raise MixPathError(f"{name}={value!r} must be a whole number >= 1")
-        for name in ("lr", "momentum", "weight_decay", "grad_clip", "label_smoothing"):
+        for name in ("lr", "warmup_epochs", "momentum", "weight_decay", "grad_clip", "label_smoothing"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise MixPathError(f"{name}={value!r} must be a finite number >= 0")
+        if self.warmup_epochs >= self.epochs:
+            raise MixPathError(f"warmup_epochs={self.warmup_epochs!r} must be below epochs={self.epochs}")
         if self.batch_size % self.micro_batches:
             raise MixPathError(
                 f"batch_size={self.batch_size} does not split into micro_batches={self.micro_batches} equal parts"

@@ -218,6 +218,7 @@ def _train(
     if steps_per_epoch == 0:
         raise MixPathError(f"batch size {config.batch_size} exceeds the {len(train_x)} training images")
     total_steps = steps_per_epoch * config.epochs
+    warmup_steps = round(config.warmup_epochs * steps_per_epoch)
     share = config.batch_size // world  # this rank's rows of each global batch
     micro = share // config.micro_batches
     eval_rng = step_rng(config.seed, "eval-archs")
@@ -277,7 +278,7 @@ def _train(
         for step in bar:
             global_step = epoch * steps_per_epoch + step
             for group in optimizer.param_groups:
-                group["lr"] = cosine_lr(config.lr, global_step, total_steps)
+                group["lr"] = cosine_lr(config.lr, global_step, total_steps, warmup_steps)
             # The whole global batch is augmented on every rank (a few ms), so augmentation does not
             # depend on the number of processes; each rank keeps its own slice of it.
             index = order[step * config.batch_size : (step + 1) * config.batch_size]
