@@ -7,6 +7,13 @@ command again after a kill and it continues; results are written as each piece f
     python experiments/ranking.py gt --worker 0/2 &      # stand-alone ground truth, two 1-thread workers
     python experiments/ranking.py gt --worker 1/2        # (the ladder rung is chosen by the protocol's rule)
     python experiments/ranking.py status                 # what is done, seed-to-seed tau so far
+    python experiments/ranking.py supernet --schedule reference          # the 30-epoch study run, snapshots
+    python experiments/ranking.py supernet --schedule warm --epochs 10   # a complete shorter run
+    python experiments/ranking.py supernet --variant shared --schedule warm --epochs 10   # the ablation
+    python experiments/ranking.py rank                   # every metric, table and plot from what exists
+
+A supernet run is trained in chunks up to each snapshot epoch of the protocol; each snapshot is copied aside
+and scored on the ground-truth architectures at once (scores cached, so a kill loses at most one epoch).
 
 Run folders (checkpoints) go to experiments/runs/<protocol name>/ (not in git); committed outputs go to
 experiments/results/<protocol name>/.
@@ -17,21 +24,25 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
+import tomllib
 import torch
 
 from mixpath.data import load_dataset
-from mixpath.io import write_json
+from mixpath.io import write_json, write_text
 from mixpath.ranking import GroundTruthFile, build_ground_truth, stratified_sample
 from mixpath.ranking.groundtruth import GroundTruthRow
 from mixpath.ranking.metrics import batched_kendall_tau, estimate
 from mixpath.ranking.metrics import kendall_tau as tau_of
+from mixpath.ranking.scoring import supernet_scores
 from mixpath.spaces import get_space
+from mixpath.training import TrainConfig, train_supernet
+from mixpath.training.checkpoint import load_checkpoint
 from mixpath.training.standalone import Recipe
 
 ROOT = Path(__file__).resolve().parent
@@ -39,16 +50,26 @@ DEFAULT_PROTOCOL = ROOT / "protocols" / "fmnist-s1-ranking-2026-12-02.toml"
 
 log = logging.getLogger("ranking")
 
+VARIANTS = {  # name: (strategy, m, BN policy); single-path strategies have no summed paths to normalise
+    "shadow": ("mixpath", 4, "shadow"),
+    "shared": ("mixpath", 4, "shared"),
+    "scaled": ("mixpath", 4, "scaled"),
+    "exponential": ("mixpath", 4, "exponential"),
+    "spos": ("spos", 1, "shadow"),
+    "fairnas": ("fairnas", 1, "shadow"),
+}
+FAIRNAS_PASSES = 8  # fmnist-s1's layers have 4 kernels x 2 expansions: a fairnas step trains 8 single paths
+
 
 class Study:
     """One protocol's paths, data, architecture list and ground-truth bookkeeping."""
 
-    def __init__(self, protocol_path: Path) -> None:
+    def __init__(self, protocol_path: Path, root: Path = ROOT) -> None:
         self.protocol_path = protocol_path
         self.p: dict[str, Any] = tomllib.loads(protocol_path.read_text())
         self.name = self.p["name"]
-        self.results = ROOT / "results" / self.name
-        self.runs = ROOT / "runs" / self.name
+        self.results = root / "results" / self.name
+        self.runs = root / "runs" / self.name
         self.space = get_space(self.p["space"]["name"])
         self._data = None
 
@@ -134,6 +155,344 @@ def stage_gt(study: Study, worker: int, workers: int) -> None:
         log.info("%s seed %d (%d epochs) in %.0f s", arch, seed, epochs, time.perf_counter() - started)
 
 
+def supernet_config(study: Study, variant: str, schedule: str, epochs: int) -> TrainConfig:
+    """The training settings of one supernet of the study (fairnas runs 1/8 of the epochs: equal passes)."""
+    s, d = study.p["supernet"], study.p["data"]
+    if s["seed"] != d["split_seed"]:  # a run's validation split is seeded by its training seed
+        raise SystemExit("the protocol's supernet seed must equal its data split seed")
+    strategy, m, policy = VARIANTS[variant]
+    sched = s["schedules"][schedule]
+    if strategy == "fairnas":
+        epochs = max(1, round(epochs / FAIRNAS_PASSES))
+    return TrainConfig(
+        space=study.space.name,
+        data=d["dataset"],
+        strategy=strategy,
+        m=m,
+        bn_policy=policy,
+        epochs=epochs,
+        batch_size=s["batch_size"],
+        lr=sched["lr"],
+        warmup_epochs=min(sched["warmup_epochs"], epochs / 2),
+        seed=s["seed"],
+        val_size=d["val_size"],
+    )
+
+
+def snapshot_epochs(study: Study, config: TrainConfig, epochs: int) -> list[int]:
+    """The epochs after which a run is copied aside and scored: the protocol's checkpoints for the study's
+    long runs, the end alone for complete shorter ones."""
+    s = study.p["supernet"]
+    if epochs == s["study_epochs"] and config.strategy != "fairnas":
+        return [e for e in s["checkpoints"] if e <= epochs]
+    return [config.epochs]
+
+
+def stage_supernet(study: Study, variant: str, schedule: str, epochs: int, threads: int | None = None) -> None:
+    """Train one supernet snapshot by snapshot; copy each snapshot aside and score it at once."""
+    torch.set_num_threads(threads or study.p["supernet"]["threads"])
+    config = supernet_config(study, variant, schedule, epochs)
+    label = f"{variant}-{schedule}-e{epochs}"
+    run_dir = study.runs / label
+    data = study.data()
+    steps_per_epoch = len(data.train_y) // config.batch_size
+    for epoch in snapshot_epochs(study, config, epochs):
+        snapshot = run_dir / "snapshots" / f"epoch{epoch}"
+        if not (snapshot / "checkpoint.pt").exists():
+            done_epoch, done_step = 0, 0
+            if (run_dir / "checkpoint.pt").exists():
+                state = load_checkpoint(run_dir / "checkpoint.pt")
+                done_epoch, done_step = state["epoch"], state["step"]
+            todo = (epoch - done_epoch) * steps_per_epoch - done_step
+            started = time.perf_counter()
+            if todo > 0:
+                resume = (run_dir / "config.json").exists()
+                train_supernet(config, run_dir, resume=resume, progress=False, dataset=data, stop_after_steps=todo)
+            log.info("%s: trained to epoch %d in %.0f s", label, epoch, time.perf_counter() - started)
+            partial = snapshot.with_name(snapshot.name + ".partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir(parents=True)
+            for name in ("config.json", "checkpoint.pt", "metrics.csv"):
+                shutil.copy2(run_dir / name, partial / name)
+            partial.rename(snapshot)
+        score_snapshot(study, label, snapshot, epoch, steps_per_epoch * config.batch_size)
+
+
+def score_snapshot(study: Study, label: str, snapshot: Path, epoch: int, images_per_epoch: int) -> None:
+    """Scores of every ground-truth architecture the snapshot can hold, per calibration, with its training
+    record: results/<protocol>/supernets/<label>-epoch<E>.json."""
+    out = study.results / "supernets" / f"{label}-epoch{epoch}.json"
+    if out.exists():
+        return
+    sc = study.p["scoring"]
+    scores, seconds = {}, {}
+    for mode in sc["calibrations"]:
+        started = time.perf_counter()
+        scores[mode] = supernet_scores(
+            snapshot, study.archs(), calibration=mode, calib_size=sc["calib_size"], calib_batches=sc["calib_batches"]
+        )
+        seconds[mode] = round(time.perf_counter() - started, 1)
+    metrics = (snapshot / "metrics.csv").read_text().splitlines()
+    header = metrics[0].split(",")
+    rows = [dict(zip(header, line.split(","), strict=True)) for line in metrics[1:]]
+    write_json(
+        out,
+        {
+            "label": label,
+            "epoch": epoch,
+            "training_images": epoch * images_per_epoch,
+            "train_seconds": round(sum(float(r["seconds"]) for r in rows), 1),
+            "score_seconds": seconds,
+            "threads": torch.get_num_threads(),
+            "config": json.loads((snapshot / "config.json").read_text()),
+            "training": rows,
+            "scores": scores,
+        },
+    )
+    log.info("%s epoch %d scored (%s)", label, epoch, seconds)
+
+
+def single_path(arch: str) -> bool:
+    return "+" not in arch
+
+
+def ground_truth(study: Study) -> tuple[int, dict[str, GroundTruthRow], dict[str, Any]]:
+    """(rung, arch -> row with the seed-mean accuracies, seed-to-seed taus) over the archs with every seed."""
+    epochs, _ = study.rung()
+    rows = study.gt_rows(epochs)
+    seeds = study.p["ground_truth"]["seeds"]
+    archs = [a for a in study.archs() if all((a, s) in rows for s in seeds)]
+    truth = {}
+    for a in archs:
+        group = [rows[(a, s)] for s in seeds]
+        truth[a] = GroundTruthRow(
+            a,
+            round(sum(r.val_acc for r in group) / len(group), 4),
+            round(sum(r.test_acc for r in group) / len(group), 4),
+            group[0].flops,
+            group[0].params,
+            round(sum(r.seconds for r in group), 1),
+            -1,
+        )
+    ceiling = {}
+    if len(archs) >= 3:
+        for target in ("test", "val"):
+            x = [rows[(a, seeds[0])].accuracy(target) for a in archs]
+            y = [rows[(a, seeds[1])].accuracy(target) for a in archs]
+            ceiling[target] = estimate(x, y, tau_of, batched_kendall_tau, 2000, 0).to_json()
+    return epochs, truth, ceiling
+
+
+def scores_files(study: Study) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted((study.results / "supernets").glob("*.json"))]
+
+
+def is_complete_run(entry: dict[str, Any]) -> bool:
+    """A snapshot taken at the end of its run (its cosine reached 0), not part-way through a longer one."""
+    return entry["epoch"] == entry["config"]["epochs"]
+
+
+def stage_rank(study: Study) -> dict[str, Any]:
+    """Every metric of every scored snapshot against the seed-mean ground truth, the recipe the selection
+    rule picks, the ablation table with paired differences, plots and a markdown summary."""
+    from mixpath.ranking.metrics import tau_difference
+    from mixpath.ranking.rank import rank_scores
+
+    a = study.p["ablation"]
+    epochs, truth, ceiling = ground_truth(study)
+    if len(truth) < 3:
+        raise SystemExit(f"only {len(truth)} ground-truth archs have every seed; nothing to rank yet")
+    singles = {k: v for k, v in truth.items() if single_path(k)}
+    options = {"resamples": a["bootstrap"], "seed": a["bootstrap_seed"], "ks": (0.1, 0.2)}
+    entries = []
+    for saved in scores_files(study):
+        entry = {k: saved[k] for k in ("label", "epoch", "training_images", "train_seconds", "score_seconds")}
+        entry["complete_run"] = is_complete_run(saved)
+        entry["final_train_acc"] = float(saved["training"][-1]["train_acc"]) if saved["training"] else None
+        entry["rankings"] = {}
+        for mode, scores in saved["scores"].items():
+            for target in ("val", "test"):
+                for subset, gt in (("all", truth), ("single_path", singles)):
+                    if len(set(scores) & set(gt)) >= 3 and (subset == "single_path" or saved["config"]["m"] > 1):
+                        entry["rankings"][f"{mode}/{target}/{subset}"] = rank_scores(
+                            scores, gt, target=target, **options
+                        )
+        entry["scores"] = saved["scores"]
+        entries.append(entry)
+    results = {
+        "protocol": study.name,
+        "ground_truth": {"epochs": epochs, "archs": len(truth), "single_path": len(singles), "seed_tau": ceiling},
+        "snapshots": entries,
+        "choice": choose_recipe(study, entries),
+    }
+    results["ablation"] = ablation_table(study, entries, truth, results["choice"], tau_difference, options)
+    write_json(study.results / "ranking.json", results)
+    write_plots(study, results)
+    write_summary(study, results)
+    return results
+
+
+def tau_value(entry: dict[str, Any], key: str, predictor: str = "supernet") -> float | None:
+    ranking = entry["rankings"].get(key)
+    return None if ranking is None else ranking["metrics"][predictor]["kendall_tau"]["value"]
+
+
+def choose_recipe(study: Study, entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The protocol's selection rule, carried out mechanically: the schedule whose study run ranks best at
+    its end, then among complete shadow runs that train within the time limit the best, or a shorter one
+    within the tie margin. Everything is judged on the ground truth's validation accuracy."""
+    sel, s = study.p["selection"], study.p["supernet"]
+    key = f"exact/{sel['target']}/all"
+    study_ends = {
+        e["label"]: tau_value(e, key)
+        for e in entries
+        if e["label"].startswith("shadow-") and e["label"].endswith(f"-e{s['study_epochs']}") and e["complete_run"]
+    }
+    if not study_ends or None in study_ends.values():
+        return None
+    best_study = max(study_ends, key=lambda label: study_ends[label])
+    schedule = best_study.split("-")[1]
+    candidates = [
+        e
+        for e in entries
+        if e["label"].startswith("shadow-")
+        and e["complete_run"]
+        and e["train_seconds"] <= 60 * sel["max_minutes"]
+        and tau_value(e, key) is not None
+    ]
+    if not candidates:
+        return {"schedule": schedule, "label": None, "why": "no complete run trains within the time limit"}
+    best = max(tau_value(e, key) for e in candidates)
+    near = [e for e in candidates if tau_value(e, key) >= best - sel["tie_margin"]]
+    pick = min(near, key=lambda e: (e["train_seconds"], -tau_value(e, key)))
+    return {
+        "schedule_of_study_runs": schedule,
+        "study_run_tau": study_ends,
+        "label": pick["label"],
+        "tau_val_exact": tau_value(pick, key),
+        "train_seconds": pick["train_seconds"],
+        "candidates": {e["label"]: tau_value(e, key) for e in candidates},
+    }
+
+
+def ablation_table(study, entries, truth, choice, tau_difference, options) -> dict[str, Any]:
+    """Every variant trained at the chosen recipe, on the report target, with paired differences."""
+    if not choice or not choice.get("label"):
+        return {}
+    target = study.p["ablation"]["report_target"]
+    recipe = choice["label"].split("-", 1)[1]  # schedule-eN
+    finals = {e["label"].split("-")[0]: e for e in entries if e["label"].endswith(recipe) and e["complete_run"]}
+    rows = {
+        variant: {key: r for key, r in entry["rankings"].items() if key.split("/")[1] == target}
+        for variant, entry in finals.items()
+    }
+    table: dict[str, Any] = {"recipe": recipe, "target": target, "rows": rows}
+    if "shadow" not in finals:
+        return table
+    shadow = finals["shadow"]["scores"]["exact"]
+    archs = sorted(set(shadow) & set(truth))
+    gt = [truth[x].accuracy(target) for x in archs]
+    others = {"params": {x: truth[x].params for x in archs}, "flops": {x: truth[x].flops for x in archs}}
+    if "shared" in finals:
+        others["shared"] = finals["shared"]["scores"]["exact"]
+    table["paired_exact"] = {
+        f"shadow - {name}": tau_difference(
+            [shadow[x] for x in archs], [other[x] for x in archs], gt, resamples=options["resamples"], seed=0
+        ).to_json()
+        for name, other in others.items()
+    }
+    return table
+
+
+def write_plots(study: Study, results: dict[str, Any]) -> None:
+    from mixpath.reporting import interval_chart, interval_curves, ranking_scatter_grid
+
+    key = "exact/test/all"
+    study_suffix = f"-e{study.p['supernet']['study_epochs']}"
+    series: dict[str, list] = {}
+    for e in results["snapshots"]:
+        if not e["label"].startswith("shadow-") or key not in e["rankings"]:
+            continue
+        kind = "30-epoch run" if e["label"].endswith(study_suffix) else "complete shorter runs"
+        tau = e["rankings"][key]["metrics"]["supernet"]["kendall_tau"]
+        name = f"{e['label'].split('-')[1]} schedule, {kind}"
+        series.setdefault(name, []).append((e["training_images"], tau["value"], tau["low"], tau["high"]))
+    references = {}
+    ceiling = results["ground_truth"]["seed_tau"].get("test")
+    if ceiling:
+        references["seed-to-seed tau (ceiling)"] = ceiling["value"]
+    ranked = [e for e in results["snapshots"] if key in e["rankings"]]
+    if ranked:
+        references["params as predictor"] = ranked[0]["rankings"][key]["metrics"]["params"]["kendall_tau"]["value"]
+    if series:
+        interval_curves(
+            series,
+            study.results / "tau_vs_images.png",
+            "training images seen by the supernet",
+            "Kendall tau vs stand-alone test accuracy",
+            references,
+        )
+    table = results.get("ablation") or {}
+    if not table.get("rows"):
+        return
+    grid, labels, points = {}, [], {"none": [], "exact": []}
+    for variant, rankings in table["rows"].items():
+        subset = "all" if f"exact/{table['target']}/all" in rankings else "single_path"
+        grid[f"{variant} ({subset})"] = rankings[f"exact/{table['target']}/{subset}"]
+        labels.append(f"{variant}\n({subset.replace('_', '-')})")
+        for mode, values in points.items():
+            tau = rankings[f"{mode}/{table['target']}/{subset}"]["metrics"]["supernet"]["kendall_tau"]
+            values.append((tau["value"], tau["low"], tau["high"]))
+    ranking_scatter_grid(grid, study.results / "ablation_scatter.png", columns=3)
+    series = {f"calibration {mode}": values for mode, values in points.items()}
+    interval_chart(labels, series, study.results / "ablation_tau.png", "Kendall tau")
+
+
+def tau_cell(ranking: dict[str, Any] | None, predictor: str = "supernet") -> str:
+    if ranking is None:
+        return "-"
+    tau = ranking["metrics"][predictor]["kendall_tau"]
+    return f"{tau['value']:.3f} [{tau['low']:.2f}, {tau['high']:.2f}] (n={ranking['n_archs']})"
+
+
+def interval_text(est: dict[str, float]) -> str:
+    return f"{est['value']:.3f} [{est['low']:.3f}, {est['high']:.3f}]"
+
+
+def write_summary(study: Study, results: dict[str, Any]) -> None:
+    g = results["ground_truth"]
+    lines = [
+        f"# {study.name}: results",
+        "",
+        f"Protocol: [protocol.toml](protocol.toml). Ground truth: {g['archs']} architectures ({g['single_path']} "
+        f"single-path), {g['epochs']} epochs each, the mean of 2 seeds.",
+        "",
+    ]
+    lines += [f"- seed-to-seed Kendall tau ({t} accuracy): {interval_text(e)}" for t, e in g["seed_tau"].items()]
+    lines += [
+        "",
+        "## Supernet snapshots, Kendall tau [95 % bootstrap] (n = architectures)",
+        "",
+        "| snapshot | images | train s | exact, test | none, test | exact, val | params, test |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for e in results["snapshots"]:
+        subset = "all" if "exact/test/all" in e["rankings"] else "single_path"
+        r = {key.rsplit("/", 1)[0]: v for key, v in e["rankings"].items() if key.endswith(f"/{subset}")}
+        lines.append(
+            f"| {e['label']} @ epoch {e['epoch']} | {e['training_images']:,} | {e['train_seconds']} | "
+            f"{tau_cell(r.get('exact/test'))} | {tau_cell(r.get('none/test'))} | {tau_cell(r.get('exact/val'))} | "
+            f"{tau_cell(r.get('exact/test'), 'params')} |"
+        )
+    lines += ["", "## Recipe choice (the protocol's [selection] rule)", "", "```"]
+    lines += [json.dumps(results["choice"], indent=1), "```"]
+    table = results.get("ablation") or {}
+    if table.get("paired_exact"):
+        lines += ["", "## Paired differences (exact calibration, test target)", ""]
+        lines += [f"- tau({name}): {interval_text(est)}" for name, est in table["paired_exact"].items()]
+    write_text(study.results / "results.md", "\n".join(lines) + "\n")
+
+
 def stage_status(study: Study) -> dict[str, Any]:
     """What the ground truth holds per rung and the seed-to-seed tau so far (written to gt_status.json)."""
     g = study.p["ground_truth"]
@@ -165,12 +524,17 @@ def stage_status(study: Study) -> dict[str, Any]:
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=["gt", "status"])
+    parser.add_argument("stage", choices=["gt", "status", "supernet", "rank"])
     parser.add_argument("--protocol", type=Path, default=DEFAULT_PROTOCOL, help="the protocol file to carry out")
+    parser.add_argument("--root", type=Path, default=ROOT, help="where results/ and runs/ go")
     parser.add_argument("--worker", default="0/1", help="gt: this worker's index and the number of workers (i/n)")
+    parser.add_argument("--variant", default="shadow", choices=list(VARIANTS), help="supernet: BN policy/strategy")
+    parser.add_argument("--schedule", default="reference", help="supernet: a schedule of the protocol")
+    parser.add_argument("--epochs", type=int, default=None, help="supernet: run length (default: the study's)")
+    parser.add_argument("--threads", type=int, default=None, help="supernet: torch threads (default: protocol's)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
-    study = Study(args.protocol)
+    study = Study(args.protocol, args.root)
     study.results.mkdir(parents=True, exist_ok=True)
     (study.results / "protocol.toml").write_text(args.protocol.read_text())
     if args.stage == "gt":
@@ -178,6 +542,11 @@ def main(argv: list[str]) -> None:
         stage_gt(study, worker, workers)
     elif args.stage == "status":
         stage_status(study)
+    elif args.stage == "supernet":
+        epochs = args.epochs or study.p["supernet"]["study_epochs"]
+        stage_supernet(study, args.variant, args.schedule, epochs, args.threads)
+    elif args.stage == "rank":
+        stage_rank(study)
 
 
 if __name__ == "__main__":

@@ -7,13 +7,21 @@ from mixpath.reporting.features import (
     sbn_summary,
     shadow_bn_statistics,
 )
-from mixpath.reporting.plots import heatmap, histograms, interval_chart, ranking_scatter, ranking_scatter_grid
+from mixpath.reporting.plots import (
+    heatmap,
+    histograms,
+    interval_chart,
+    interval_curves,
+    ranking_scatter,
+    ranking_scatter_grid,
+)
 from mixpath.reporting.report import run_report
 
 __all__ = [
     "heatmap",
     "histograms",
     "interval_chart",
+    "interval_curves",
     "layer_inputs",
     "oneshot_accuracies",
     "path_similarity",

@@ -71,6 +71,34 @@ def interval_chart(
     return _save(fig, path)
 
 
+def interval_curves(
+    series: Mapping[str, Sequence[tuple[float, float, float, float]]],
+    path: Path | str,
+    xlabel: str,
+    ylabel: str,
+    references: Mapping[str, float] | None = None,
+    logx: bool = True,
+) -> Path:
+    """Lines of point estimates with interval bars: ``series`` name -> (x, value, low, high) per point;
+    ``references`` name -> y draws labelled horizontal lines (a ceiling, a trivial predictor)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for name, points in series.items():
+        points = sorted(points)
+        xs = np.array([p[0] for p in points], dtype=float)
+        values = np.array([p[1] for p in points], dtype=float)
+        errors = np.array([[p[1] - p[2], p[3] - p[1]] for p in points], dtype=float).T
+        ax.errorbar(xs, values, yerr=errors, fmt="o-", capsize=3, label=name)
+    for i, (name, y) in enumerate((references or {}).items()):
+        ax.axhline(y, color=f"C{len(series) + i}", ls="--", lw=1, label=name)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def heatmap(matrix: np.ndarray, labels: Sequence[str], path: Path | str, title: str) -> Path:
     """A labelled square matrix (e.g. cosine similarities) with its values written in the cells."""
     fig, ax = plt.subplots(figsize=(0.45 * len(labels) + 2.5, 0.45 * len(labels) + 2))

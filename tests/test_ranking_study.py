@@ -1,0 +1,113 @@
+"""The ranking study's driver (experiments/ranking.py) carries out a protocol end to end, on a tiny one."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+
+import ranking  # noqa: E402
+
+TINY_PROTOCOL = """
+name = "tiny-study"
+[data]
+dataset = "digits"
+val_size = 400
+split_seed = 0
+[space]
+name = "tiny"
+m = 4
+[ground_truth]
+archs = 8
+sample_seed = 0
+seeds = [0, 1]
+threads_per_process = 1
+lr = 0.05
+batch_size = 96
+epochs_ladder = [1, 2]
+min_seed_tau = {min_tau}
+[supernet]
+strategy = "mixpath"
+bn_policy = "shadow"
+seed = 0
+batch_size = 96
+threads = 1
+study_epochs = 2
+checkpoints = [1, 2]
+short_runs_epochs = [1]
+[supernet.schedules.reference]
+lr = 0.025
+warmup_epochs = 0
+[supernet.schedules.warm]
+lr = 0.1
+warmup_epochs = 1
+[scoring]
+calibrations = ["none", "exact"]
+calib_size = 128
+calib_batches = 2
+[selection]
+target = "val"
+max_minutes = 30
+tie_margin = 0.05
+[ablation]
+bootstrap = 200
+bootstrap_seed = 0
+report_target = "test"
+"""
+
+
+def study(tmp_path: Path, min_tau: float) -> ranking.Study:
+    protocol = tmp_path / "protocol.toml"
+    protocol.write_text(TINY_PROTOCOL.replace("{min_tau}", str(min_tau)))
+    return ranking.Study(protocol, root=tmp_path)
+
+
+def test_sizing_ladder_moves_up_when_the_seeds_disagree(tmp_path):
+    strict = study(tmp_path, min_tau=1.01)  # no chunk can pass: every rung is tried, the last one is kept
+    assert strict.rung() == (1, False)
+    ranking.stage_gt(strict, 0, 1)
+    assert strict.seed_tau(1, strict.first_chunk()) is not None
+    assert strict.seed_tau(2, strict.first_chunk()) is not None
+    assert strict.rung() == (2, True)
+    assert len(strict.gt_rows(2)) == 2 * 8  # the whole list at the last rung, both seeds
+    assert len(strict.gt_rows(1)) == 2 * len(strict.first_chunk())  # the failed rung: the chunk only
+
+
+@pytest.mark.slow
+def test_study_end_to_end_on_a_tiny_protocol(tmp_path):
+    s = study(tmp_path, min_tau=-1.0)
+    ranking.stage_gt(s, 0, 1)
+    assert s.rung() == (1, True) and len(s.gt_rows(1)) == 16
+    ranking.stage_supernet(s, "shadow", "reference", 2)
+    ranking.stage_supernet(s, "shadow", "warm", 2)
+    ranking.stage_supernet(s, "shadow", "warm", 1)  # a complete shorter run
+    ranking.stage_supernet(s, "shared", "warm", 1)
+    snapshots = sorted(p.name for p in (s.results / "supernets").glob("*.json"))
+    assert snapshots == [
+        "shadow-reference-e2-epoch1.json",
+        "shadow-reference-e2-epoch2.json",
+        "shadow-warm-e1-epoch1.json",
+        "shadow-warm-e2-epoch1.json",
+        "shadow-warm-e2-epoch2.json",
+        "shared-warm-e1-epoch1.json",
+    ]
+    saved = json.loads((s.results / "supernets" / "shadow-warm-e2-epoch1.json").read_text())
+    assert saved["config"]["lr"] == 0.1 and saved["config"]["warmup_epochs"] == 1
+    assert set(saved["scores"]) == {"none", "exact"} and len(saved["scores"]["exact"]) == 8
+    ranking.stage_supernet(s, "shadow", "reference", 2)  # all done: a rerun changes nothing
+    assert json.loads((s.results / "supernets" / "shadow-warm-e2-epoch1.json").read_text()) == saved
+
+    results = ranking.stage_rank(s)
+    assert results["ground_truth"]["archs"] == 8
+    choice = results["choice"]
+    assert choice["label"] in {"shadow-reference-e2", "shadow-warm-e2", "shadow-warm-e1"}
+    assert not any(e["complete_run"] for e in results["snapshots"] if e["label"].endswith("e2") and e["epoch"] == 1)
+    for name in ("ranking.json", "results.md", "tau_vs_images.png"):
+        assert (s.results / name).is_file()
+    if choice["label"].endswith("warm-e1"):
+        assert set(results["ablation"]["rows"]) == {"shadow", "shared"}
+        assert set(results["ablation"]["paired_exact"]) == {"shadow - params", "shadow - flops", "shadow - shared"}
