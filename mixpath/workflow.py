@@ -16,7 +16,7 @@ from typing import Any
 from mixpath import distributed
 from mixpath.evaluation import CostModel, LatencyTable, SupernetEvaluator, build_latency_table, evaluate_standalone
 from mixpath.evaluation.sharded import ShardedEvaluator
-from mixpath.export import export_model
+from mixpath.export import Preprocessing, export_model, require_onnx
 from mixpath.io import write_json
 from mixpath.search import Evaluator, SearchConfig, SearchResult, make_searcher
 from mixpath.spaces import Architecture
@@ -120,9 +120,13 @@ def export_architecture(
     *,
     settings: EvalSettings = EvalSettings(),
     export_program: bool = False,
+    export_onnx: bool = False,
     device: str = "auto",
 ) -> tuple[list[Path], dict[str, Any]]:
-    """Extract ``arch`` from the run's supernet, calibrate its BNs, score it and write it as a stand-alone model."""
+    """Extract ``arch`` from the run's supernet, calibrate its BNs, score it and write it as a stand-alone model
+    with the run's preprocessing (model.pt2 and model.onnx take raw pixels; see mixpath.export)."""
+    if export_onnx:
+        require_onnx()
     run = load_run(run_dir, device)
     if isinstance(arch, str):
         arch = run.space.parse(arch, run.config.m)
@@ -140,9 +144,11 @@ def export_architecture(
         run.space,
         arch,
         out_dir,
+        preprocessing=Preprocessing.of(run.dataset),
         bn_policy=run.config.bn_policy,
         metrics=metrics,
         export_program=export_program,
+        export_onnx=export_onnx,
     )
     return paths, metrics
 

@@ -36,5 +36,3 @@ def test_against_reference_measurement_alternates_both_implementations():
     row = bench_training.measure_against_reference("tiny", 4, batch=8, steps=3)
     assert len(row["reference_step_s"]) == len(row["mixpath_step_s"]) == 3
     assert row["speed_up"] == pytest.approx(sum(row["reference_step_s"]) / sum(row["mixpath_step_s"]))
-
-

@@ -5,7 +5,7 @@ import torch
 
 from mixpath.data import load_dataset
 from mixpath.errors import MixPathError
-from mixpath.export import export_model, load_exported
+from mixpath.export import Preprocessing, export_model, load_exported
 from mixpath.supernet import build_standalone, build_supernet
 from mixpath.training.standalone import Recipe, init_seed, train_standalone
 
@@ -19,7 +19,10 @@ def test_export_round_trips_with_and_without_mixpath(tmp_path, tiny):
     net = build_supernet(tiny, 4).eval()
     arch = tiny.random_architecture(random.Random(0), 4)
     sub = net.extract(arch).eval()
-    export_model(sub, tiny, arch, tmp_path, metrics={"accuracy": 12.5}, export_program=True)
+    preprocessing = Preprocessing(mean=(0.3,), std=(0.4,), class_names=tuple("abcdefghij"))
+    export_model(
+        sub, tiny, arch, tmp_path, preprocessing=preprocessing, metrics={"accuracy": 12.5}, export_program=True
+    )
     x = torch.randn(5, 1, 8, 8)
     model, space, loaded_arch = load_exported(tmp_path)
     assert loaded_arch == arch and space is tiny
@@ -28,8 +31,9 @@ def test_export_round_trips_with_and_without_mixpath(tmp_path, tiny):
         # plain PyTorch: the state dict bundle and the exported program, no mixpath classes needed
         bundle = torch.load(tmp_path / "model.pt", weights_only=True)
         assert bundle["arch"] == str(arch) and bundle["metrics"] == {"accuracy": 12.5}
-        program = torch.export.load(tmp_path / "model.pt2").module()
-        torch.testing.assert_close(program(x), sub(x))
+        assert bundle["preprocessing"] == preprocessing.as_dict()
+        program = torch.export.load(tmp_path / "model.pt2").module()  # raw pixels in, normalised inside
+        torch.testing.assert_close(program(x), sub((x - 0.3) / 0.4))
 
 
 def test_loading_a_foreign_file_is_a_one_line_error(tmp_path):

@@ -11,7 +11,7 @@ from mixpath.data import load_dataset
 from mixpath.errors import MixPathError
 from mixpath.ranking import benchmark_ground_truth, build_ground_truth, stratified_sample
 from mixpath.ranking.rank import RANKING_DIR, estimate_of, rank_run
-from mixpath.reporting import ranking_scatter, run_report
+from mixpath.reporting import ranking_scatter, run_report, write_html_report
 from mixpath.spaces import get_space
 from mixpath.training.standalone import Recipe
 
@@ -93,8 +93,14 @@ def rank(
 
 @app.command()
 def report(
-    run: Path = typer.Argument(..., help="A trained multi-path run folder (mbconv family)."),
-    out: Path = typer.Option(None, help="Output folder (default RUN/report)."),
+    run: Path = typer.Argument(..., help="A run folder (the feature analysis needs a multi-path mbconv supernet)."),
+    html: bool = typer.Option(
+        False,
+        "--html",
+        help="Only write RUN/report.html, one self-contained page of everything the run holds, in seconds "
+        "(it shows a feature analysis run before, but does not run it).",
+    ),
+    out: Path = typer.Option(None, help="Output folder of the feature analysis (default RUN/report)."),
     images: int = typer.Option(256, help="Validation images for the path similarity matrices."),
     archs: int = typer.Option(50, help="Random architectures per path limit m for the one-shot histograms."),
     calibrate: str = typer.Option("exact", help=CALIBRATE_HELP),
@@ -102,7 +108,11 @@ def report(
     seed: int = typer.Option(0),
     device: str = typer.Option("cpu"),
 ) -> None:
-    """Feature analysis: path similarity, Shadow BN statistics, one-shot accuracy per m (JSON + PNG)."""
+    """Feature analysis: path similarity, Shadow BN statistics, one-shot accuracy per m (JSON + PNG);
+    with --html, the run's page instead."""
+    if html:
+        typer.echo(f"written {write_html_report(run)}")
+        return
     if images < 1 or archs < 1:
         raise MixPathError(f"--images {images} and --archs {archs} must be >= 1")
     result = run_report(

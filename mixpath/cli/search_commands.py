@@ -114,12 +114,18 @@ def search(
 def export(
     run: Path = typer.Argument(..., help="A trained run folder."),
     arch: str = typer.Option(None, help="Architecture to export (default: most accurate of RUN/search-nsga2)."),
-    out: Path = typer.Option(None, help="Folder for model.pt (default RUN/export)."),
-    program: bool = typer.Option(False, "--program", help="Also write model.pt2 (torch.export, plain PyTorch)."),
+    out: Path = typer.Option(None, help="Folder for model.pt and model.json (default RUN/export)."),
+    program: bool = typer.Option(
+        False, "--program", help="Also write model.pt2 (torch.export; raw pixels in [0, 1], plain PyTorch)."
+    ),
+    onnx: bool = typer.Option(
+        False, "--onnx", help="Also write model.onnx (raw pixels in [0, 1]); needs pip install 'mixpath[onnx]'."
+    ),
     calibrate: str = typer.Option("exact", help=CALIBRATE_HELP),
     device: str = typer.Option("auto"),
 ) -> None:
-    """Write a stand-alone model of an architecture with the supernet's weights (BN calibrated)."""
+    """Write a stand-alone model of an architecture with the supernet's weights (BN calibrated), its
+    preprocessing and metrics in model.json."""
     if arch is None:
         front = run / "search-nsga2" / "front.json"
         if not front.exists():
@@ -132,6 +138,7 @@ def export(
         out or run / "export",
         settings=EvalSettings(calibration=calibrate),
         export_program=program,
+        export_onnx=onnx,
         device=device,
     )
     _print_metrics(metrics)
@@ -140,41 +147,64 @@ def export(
 
 @app.command()
 def retrain(
-    arch: str = typer.Option(..., help="Architecture string to train from scratch."),
-    space: str = typer.Option("fmnist-s1"),
-    data: str = typer.Option("fashion-mnist"),
+    arch: str = typer.Option(None, help="Architecture string to train from scratch (or --from-front)."),
+    from_front: Path = typer.Option(
+        None,
+        "--from-front",
+        help="A searched run folder: retrain every architecture of its search front into RUN/retrain/<n>-<digest>/, "
+        "one after another, then write RUN/retrain/table.csv and table.json. Run it again to resume.",
+    ),
+    algo: str = typer.Option(None, help="With --from-front: whose front, when RUN holds several searches."),
+    space: str = typer.Option(None, help="Search space of --arch (default fmnist-s1); --from-front uses the run's."),
+    data: str = typer.Option(None, help="Dataset (default fashion-mnist; with --from-front the run's)."),
     data_dir: str = typer.Option(None),
     epochs: int = typer.Option(10),
     batch_size: int = typer.Option(96),
     lr: float = typer.Option(0.05),
     seed: int = typer.Option(0),
-    train_subset: int = typer.Option(None),
-    out: Path = typer.Option(Path("runs/retrain"), help="Folder for the checkpoint, result JSON and model.pt."),
+    train_subset: int = typer.Option(None, help="Train on only this many images (default: the whole split)."),
+    out: Path = typer.Option(None, help="Results folder (default runs/retrain; RUN/retrain with --from-front)."),
     device: str = typer.Option("auto"),
 ) -> None:
-    """Train an architecture from scratch with a standard recipe and report its test accuracy."""
+    """Train architectures from scratch with a standard recipe; each folder gets result.json, metrics.csv,
+    curves.png and model.pt. A killed run continues when the same command is given again."""
     from mixpath.data import load_dataset
     from mixpath.device import resolve_device
-    from mixpath.export import export_model
-    from mixpath.io import write_json
+    from mixpath.retraining import format_table, retrain_architecture, retrain_front
     from mixpath.spaces import get_space
-    from mixpath.supernet import build_standalone
-    from mixpath.training.standalone import Recipe, init_seed, train_standalone
+    from mixpath.training.standalone import Recipe
 
-    the_space = get_space(space)
-    the_arch = the_space.parse(arch, the_space.max_m())
-    dataset = load_dataset(data, data_dir, split_seed=seed, train_subset=train_subset)
-    init_seed(seed)
-    model = build_standalone(the_space, the_arch)
     recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr)
-    result = train_standalone(
-        model, dataset, recipe, seed=seed, device=resolve_device(device), checkpoint_path=out / "retrain.pt"
-    )
-    result = {"arch": the_space.format(the_arch), "space": space, "data": data, "seed": seed, **result}
-    write_json(out / "retrain.json", result)
-    export_model(model, the_space, the_arch, out, metrics={k: result[k] for k in ("val_acc", "test_acc")})
-    typer.echo(f"val accuracy {result['val_acc']}%, test accuracy {result['test_acc']}% after {epochs} epochs")
-    typer.echo(f"wrote {out / 'retrain.json'} and {out / 'model.pt'}")
+    target = resolve_device(device)
+    if (arch is None) == (from_front is None):
+        raise MixPathError("give either --arch ARCH or --from-front RUN")
+    if from_front is not None:
+        if space is not None:
+            raise MixPathError("--from-front retrains in the run's own space; drop --space")
+        root, rows = retrain_front(
+            from_front,
+            recipe,
+            algo=algo,
+            data=data,
+            data_dir=data_dir,
+            train_subset=train_subset,
+            seed=seed,
+            out_root=out,
+            device=target,
+        )
+        written = [root / "table.csv", root / "table.json"]
+    else:
+        if algo is not None:
+            raise MixPathError("--algo chooses the search of --from-front; drop it with --arch")
+        the_space = get_space(space or "fmnist-s1")
+        the_arch = the_space.parse(arch, the_space.max_m())
+        dataset = load_dataset(data or "fashion-mnist", data_dir, split_seed=seed, train_subset=train_subset)
+        folder = out or Path("runs/retrain")
+        rows = [retrain_architecture(the_space, dataset, the_arch, recipe, folder, seed=seed, device=target)]
+        written = [folder / name for name in ("result.json", "metrics.csv", "curves.png", "model.pt")]
+    for line in format_table(rows):
+        typer.echo(line)
+    typer.echo("wrote " + ", ".join(str(path) for path in written))
 
 
 @app.command()

@@ -7,6 +7,7 @@ from mixpath.reporting.features import (
     sbn_summary,
     shadow_bn_statistics,
 )
+from mixpath.reporting.html import write_html_report
 from mixpath.reporting.plots import (
     heatmap,
     histograms,
@@ -30,4 +31,5 @@ __all__ = [
     "run_report",
     "sbn_summary",
     "shadow_bn_statistics",
+    "write_html_report",
 ]

@@ -1,0 +1,371 @@
+"""Retraining found architectures from scratch, each into a folder that says what it holds.
+
+One folder per architecture::
+
+    settings.json   what the folder holds, written before training starts: space, arch, data (name and
+                    split sizes), seed, recipe. A later call with other settings is refused, naming the
+                    differing keys, so a finished result is never relabelled and no checkpoint is loaded
+                    into a model it does not fit.
+    checkpoint.pt   weights, optimizer and the per-epoch rows after every epoch: a killed call resumes here
+    metrics.csv     one row per epoch: epoch, train_loss, train_acc, val_acc, lr, seconds
+    curves.png      train loss and accuracy per epoch
+    model.pt        the trained model (``mixpath.export``)
+    result.json     arch, space, data, seed, recipe, epochs, val_acc, test_acc, flops (M multiply-adds),
+                    params (M), train_seconds [, role, supernet_score]; written last, so it marks the
+                    folder finished and a later call returns it without training
+
+``retrain_architectures`` trains a list of architectures one after another under one root and writes
+``table.csv`` and ``table.json`` there (one row each); ``retrain_front`` does so for a search's front.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import io
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from matplotlib.figure import Figure
+
+from mixpath.data import Dataset, load_dataset
+from mixpath.errors import MixPathError
+from mixpath.evaluation import CostModel
+from mixpath.export import Preprocessing, export_model
+from mixpath.io import read_json, write_json, write_text
+from mixpath.spaces import Architecture, SearchSpace, get_space
+from mixpath.supernet import build_standalone
+from mixpath.training.config import TrainConfig
+from mixpath.training.standalone import Recipe, init_seed, train_standalone
+
+log = logging.getLogger("mixpath.retrain")
+
+SETTINGS_FILE = "settings.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+METRICS_FILE = "metrics.csv"
+CURVES_FILE = "curves.png"
+RESULT_FILE = "result.json"
+TABLE_COLUMNS = ("name", "role", "arch", "flops", "params", "supernet_score", "val_acc", "test_acc", "train_seconds")
+_NUMBER_FORMATS = {
+    "flops": ".2f",
+    "params": ".3f",
+    "supernet_score": ".2f",
+    "val_acc": ".2f",
+    "test_acc": ".2f",
+    "train_seconds": ".1f",
+}
+
+
+@dataclass(frozen=True)
+class RetrainEntry:
+    """One architecture to retrain: ``name`` is its folder under the root; ``role`` (why it was chosen,
+    e.g. "most accurate") and ``supernet_score`` (its one-shot accuracy) are carried into its result so
+    that the table compares the supernet's opinion with the retrained accuracy."""
+
+    name: str
+    arch: Architecture
+    role: str | None = None
+    supernet_score: float | None = None
+
+    def labels(self) -> dict[str, Any]:
+        return {key: value for key in ("role", "supernet_score") if (value := getattr(self, key)) is not None}
+
+
+def retrain_architecture(
+    space: SearchSpace,
+    dataset: Dataset,
+    arch: Architecture,
+    recipe: Recipe,
+    folder: Path | str,
+    *,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+    labels: Mapping[str, Any] | None = None,
+    stop_after_epochs: int | None = None,
+) -> dict[str, Any] | None:
+    """Train ``arch`` from scratch into ``folder`` (see the module docstring) and return its result.
+
+    A finished folder with the same settings returns its result without training; a partial one resumes
+    from its checkpoint. ``stop_after_epochs`` ends the call early (returning None), as in
+    ``train_standalone``.
+    """
+    folder = Path(folder)
+    if dataset.input_shape[0] != space.input_shape[0]:
+        raise MixPathError(
+            f"space {space.name!r} takes {space.input_shape[0]}-channel input, data {dataset.name!r} has "
+            f"{dataset.input_shape[0]} channels"
+        )
+    _claim_folder(folder, _settings(space, dataset, arch, recipe, seed))
+    labels = dict(labels or {})
+    if (folder / RESULT_FILE).exists():
+        result = read_json(folder / RESULT_FILE)
+        log.info("%s is finished: nothing to train", folder)
+        if any(result.get(key) != value for key, value in labels.items()):
+            result |= labels
+            write_json(folder / RESULT_FILE, result)
+        return result
+    init_seed(seed)
+    model = build_standalone(space, arch)
+    trained = train_standalone(
+        model,
+        dataset,
+        recipe,
+        seed=seed,
+        device=device,
+        progress=progress,
+        checkpoint_path=folder / CHECKPOINT_FILE,
+        stop_after_epochs=stop_after_epochs,
+        validate_epochs=True,
+        on_epoch=lambda history: _write_csv(folder / METRICS_FILE, history),
+    )
+    if trained is None:
+        return None
+    _write_csv(folder / METRICS_FILE, trained["history"])  # a call resumed after the last epoch skipped on_epoch
+    plot_curves(trained["history"], folder / CURVES_FILE, title=f"{space.format(arch)} on {dataset.name}")
+    costs = CostModel(space)(arch)
+    result = {
+        "arch": space.format(arch),
+        "space": space.name,
+        "data": dataset.name,
+        "seed": seed,
+        "recipe": dataclasses.asdict(recipe),
+        "epochs": recipe.epochs,
+        "val_acc": trained["val_acc"],
+        "test_acc": trained["test_acc"],
+        "flops": round(costs["flops"], 4),
+        "params": round(costs["params"], 5),
+        "train_seconds": trained["seconds"],
+        **labels,
+    }
+    export_model(
+        model,
+        space,
+        arch,
+        folder,
+        preprocessing=Preprocessing.of(dataset),
+        metrics={k: result[k] for k in ("val_acc", "test_acc")},
+        export_program=True,
+    )
+    write_json(folder / RESULT_FILE, result)
+    return result
+
+
+def retrain_architectures(
+    space: SearchSpace,
+    dataset: Dataset,
+    entries: Sequence[RetrainEntry],
+    recipe: Recipe,
+    out_root: Path | str,
+    *,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Retrain every entry into ``out_root/<name>`` one after another; return and write the table.
+
+    Every folder is checked (and claimed with its settings) before the first one trains, so a clash
+    is reported at once, not hours later. A call killed part-way and made again skips the finished
+    folders and resumes the partial one. ``table.csv`` and ``table.json`` in ``out_root`` hold one row
+    per entry, in their order: ``TABLE_COLUMNS`` that any result has.
+    """
+    out_root = Path(out_root)
+    names = [entry.name for entry in entries]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise MixPathError(f"two architectures to retrain share the folder name {repeated[0]!r}")
+    for entry in entries:
+        _claim_folder(out_root / entry.name, _settings(space, dataset, entry.arch, recipe, seed))
+    rows = []
+    for number, entry in enumerate(entries, 1):
+        log.info("retraining %d/%d into %s: %s", number, len(entries), out_root / entry.name, space.format(entry.arch))
+        result = retrain_architecture(
+            space,
+            dataset,
+            entry.arch,
+            recipe,
+            out_root / entry.name,
+            seed=seed,
+            device=device,
+            progress=progress,
+            labels=entry.labels(),
+        )
+        assert result is not None  # no stop_after_epochs given
+        rows.append({"name": entry.name} | {key: result[key] for key in TABLE_COLUMNS[1:] if key in result})
+    write_json(out_root / "table.json", rows)
+    _write_csv(out_root / "table.csv", rows)
+    return rows
+
+
+def front_entries(run_dir: Path | str, algo: str | None = None) -> tuple[TrainConfig, list[RetrainEntry]]:
+    """The run's settings and the architectures of its search front (``RUN/search-<algo>/front.json``).
+
+    ``algo`` picks the search when the run holds several. Each entry is named ``<position>-<digest of
+    the arch>``: positions change when a resumed search changes its front, the digest keeps a folder
+    tied to one architecture. ``supernet_score`` is the front's (calibrated one-shot) accuracy.
+    """
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        raise MixPathError(f"{run_dir} is not a mixpath run folder (no config.json); train one with `mixpath train`")
+    config = TrainConfig.from_json(read_json(config_path))
+    found = {path.parent.name.removeprefix("search-"): path for path in sorted(run_dir.glob("search-*/front.json"))}
+    if algo is None and len(found) > 1:
+        raise MixPathError(
+            f"{run_dir} holds the fronts of several searches ({', '.join(found)}); choose one with --algo"
+        )
+    algo = algo if algo is not None else next(iter(found), None)
+    if algo not in found:
+        have = f"it has fronts of {', '.join(found)}" if found else f"run `mixpath search {run_dir}` first"
+        raise MixPathError(f"{run_dir} holds no search front{f' of {algo}' if algo else ''} ({have})")
+    space = get_space(config.space)
+    try:
+        items = [
+            (space.parse(item["arch"], config.m), item["metrics"].get("accuracy")) for item in read_json(found[algo])
+        ]
+    except (KeyError, TypeError, AttributeError) as err:
+        raise MixPathError(f"{found[algo]} is not a search front written by mixpath ({err!r})") from None
+    if not items:
+        raise MixPathError(f"the front in {found[algo]} is empty: nothing to retrain")
+    entries = [
+        RetrainEntry(f"{position:02d}-{_digest(space.format(arch))}", arch, supernet_score=score)
+        for position, (arch, score) in enumerate(items)
+    ]
+    return config, entries
+
+
+def retrain_front(
+    run_dir: Path | str,
+    recipe: Recipe,
+    *,
+    algo: str | None = None,
+    data: str | None = None,
+    data_dir: str | Path | None = None,
+    train_subset: int | None = None,
+    seed: int = 0,
+    out_root: Path | str | None = None,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> tuple[Path, list[dict[str, Any]]]:
+    """Retrain every architecture of a run's search front into ``out_root`` (default RUN/retrain).
+
+    The data default to the run's (its folder too); the training split is the whole one unless
+    ``train_subset`` is given (a supernet trained on a subset for speed does not limit its retraining).
+    Returns the root folder and the table of ``retrain_architectures``.
+    """
+    config, entries = front_entries(run_dir, algo)
+    if data is None or data == config.data:
+        data = config.data
+        data_dir = data_dir if data_dir is not None else config.data_dir
+    dataset = load_dataset(data, data_dir, split_seed=seed, train_subset=train_subset)
+    root = Path(out_root) if out_root is not None else Path(run_dir) / "retrain"
+    rows = retrain_architectures(
+        get_space(config.space), dataset, entries, recipe, root, seed=seed, device=device, progress=progress
+    )
+    return root, rows
+
+
+def format_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The rows as aligned text lines (a header first): the ``TABLE_COLUMNS`` any row has."""
+    columns = [key for key in TABLE_COLUMNS if any(key in row for row in rows)]
+    cells = [columns] + [[_cell(key, row.get(key)) for key in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    numeric = [key in _NUMBER_FORMATS for key in columns]
+    return [
+        "  ".join(
+            cell.rjust(w) if right else cell.ljust(w) for cell, w, right in zip(line, widths, numeric, strict=True)
+        ).rstrip()
+        for line in cells
+    ]
+
+
+def plot_curves(history: Sequence[Mapping[str, Any]], path: Path | str, title: str = "") -> Path:
+    """PNG of train loss (left) and train/validation accuracy (right) against the epoch."""
+    epochs = [row["epoch"] for row in history]
+    fig = Figure(figsize=(9, 3.6), dpi=110)
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    loss_ax.plot(epochs, [row["train_loss"] for row in history], "o-", ms=3)
+    loss_ax.set_ylabel("train loss (cross-entropy)")
+    acc_ax.plot(epochs, [row["train_acc"] for row in history], "o-", ms=3, label="train (augmented batches)")
+    if all("val_acc" in row for row in history):
+        acc_ax.plot(epochs, [row["val_acc"] for row in history], "o-", ms=3, label="validation")
+    acc_ax.set_ylabel("accuracy (%)")
+    acc_ax.legend()
+    for ax in (loss_ax, acc_ax):
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
+def _settings(space: SearchSpace, dataset: Dataset, arch: Architecture, recipe: Recipe, seed: int) -> dict[str, Any]:
+    """What decides a retraining's weights: two calls with equal settings train the same model."""
+    return {
+        "space": space.name,
+        "arch": space.format(arch),
+        "data": dataset.name,
+        "data_sizes": dataset.sizes(),
+        "seed": seed,
+        "recipe": dataclasses.asdict(recipe),
+    }
+
+
+def _claim_folder(folder: Path, settings: dict[str, Any]) -> None:
+    """Write ``settings`` into a new or empty ``folder``; accept a folder holding the same settings, or other
+    settings but nothing trained yet (a call that failed before its first epoch, e.g. on a batch larger
+    than the data, must not block the corrected one); refuse anything else in one line naming the
+    differing keys."""
+    path = folder / SETTINGS_FILE
+    if path.exists():
+        saved, asked = _flat(read_json(path)), _flat(settings)
+        differing = [key for key in sorted(saved.keys() | asked.keys()) if saved.get(key) != asked.get(key)]
+        trained = (folder / CHECKPOINT_FILE).exists() or (folder / RESULT_FILE).exists()
+        if differing and trained:
+            changes = "; ".join(f"{key}: {saved.get(key)!r} there, {asked.get(key)!r} asked" for key in differing)
+            raise MixPathError(f"{folder} holds another retraining ({changes}); choose another folder or delete it")
+        if not differing:
+            return
+    elif folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise MixPathError(f"{folder} is not an empty folder and holds no {SETTINGS_FILE}; retrain into a new folder")
+    write_json(path, settings)
+
+
+def _flat(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Nested settings as one level of dotted keys (``recipe.lr``), so a difference names the exact value."""
+    flat = {}
+    for key, value in settings.items():
+        if isinstance(value, Mapping):
+            flat |= {f"{key}.{inner}": item for inner, item in value.items()}
+        else:
+            flat[key] = value
+    return flat
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def _cell(key: str, value: Any) -> str:
+    if value is None:
+        return ""
+    return format(value, _NUMBER_FORMATS[key]) if key in _NUMBER_FORMATS else str(value)
+
+
+def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Rows as CSV with the union of their keys as columns, in first-seen order."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buffer.getvalue())
