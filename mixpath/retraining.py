@@ -20,10 +20,8 @@ One folder per architecture::
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
-import io
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,7 +35,7 @@ from mixpath.data import Dataset, load_dataset
 from mixpath.errors import MixPathError
 from mixpath.evaluation import CostModel
 from mixpath.export import Preprocessing, export_model
-from mixpath.io import read_json, write_json, write_text
+from mixpath.io import read_json, write_csv, write_json
 from mixpath.spaces import Architecture, SearchSpace, get_space
 from mixpath.supernet import build_standalone
 from mixpath.training.config import TrainConfig
@@ -122,11 +120,11 @@ def retrain_architecture(
         checkpoint_path=folder / CHECKPOINT_FILE,
         stop_after_epochs=stop_after_epochs,
         validate_epochs=True,
-        on_epoch=lambda history: _write_csv(folder / METRICS_FILE, history),
+        on_epoch=lambda history: write_csv(folder / METRICS_FILE, history),
     )
     if trained is None:
         return None
-    _write_csv(folder / METRICS_FILE, trained["history"])  # a call resumed after the last epoch skipped on_epoch
+    write_csv(folder / METRICS_FILE, trained["history"])  # a call resumed after the last epoch skipped on_epoch
     plot_curves(trained["history"], folder / CURVES_FILE, title=f"{space.format(arch)} on {dataset.name}")
     costs = CostModel(space)(arch)
     result = {
@@ -198,7 +196,7 @@ def retrain_architectures(
         assert result is not None  # no stop_after_epochs given
         rows.append({"name": entry.name} | {key: result[key] for key in TABLE_COLUMNS[1:] if key in result})
     write_json(out_root / "table.json", rows)
-    _write_csv(out_root / "table.csv", rows)
+    write_csv(out_root / "table.csv", rows)
     return rows
 
 
@@ -270,12 +268,14 @@ def retrain_front(
     return root, rows
 
 
-def format_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The rows as aligned text lines (a header first): the ``TABLE_COLUMNS`` any row has."""
-    columns = [key for key in TABLE_COLUMNS if any(key in row for row in rows)]
-    cells = [columns] + [[_cell(key, row.get(key)) for key in columns] for row in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
-    numeric = [key in _NUMBER_FORMATS for key in columns]
+def format_table(rows: Sequence[Mapping[str, Any]], headers: Mapping[str, str] | None = None) -> list[str]:
+    """The rows as aligned text lines (a header first). ``headers`` chooses the columns and their titles
+    (key -> title, in order); by default the ``TABLE_COLUMNS`` any row has, titled by their keys."""
+    if headers is None:
+        headers = {key: key for key in TABLE_COLUMNS if any(key in row for row in rows)}
+    cells = [list(headers.values())] + [[_cell(key, row.get(key)) for key in headers] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(headers))]
+    numeric = [key in _NUMBER_FORMATS for key in headers]
     return [
         "  ".join(
             cell.rjust(w) if right else cell.ljust(w) for cell, w, right in zip(line, widths, numeric, strict=True)
@@ -359,13 +359,3 @@ def _cell(key: str, value: Any) -> str:
     if value is None:
         return ""
     return format(value, _NUMBER_FORMATS[key]) if key in _NUMBER_FORMATS else str(value)
-
-
-def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Rows as CSV with the union of their keys as columns, in first-seen order."""
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(path, buffer.getvalue())

@@ -2,25 +2,28 @@
 
 train_supernet(config, "runs/x")                        # stage 1 (mixpath.training)
 result = search_supernet("runs/x", "nsga2", SearchConfig(budget=200))
-export_architecture("runs/x", result.front[0].arch, "runs/x/export")
-run_pipeline("runs/demo")                               # all three with the defaults
+export_architecture("runs/x", result.front[0].arch, "runs/x/export")   # inherited weights
+export_retrained("runs/x/retrain/found", "runs/x/export")           # or a model retrained from scratch
+
+``mixpath.pipeline.run_pipeline`` chains them, with retraining against baselines, into the whole job.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mixpath import distributed
+from mixpath.errors import MixPathError
 from mixpath.evaluation import CostModel, LatencyTable, SupernetEvaluator, build_latency_table, evaluate_standalone
 from mixpath.evaluation.sharded import ShardedEvaluator
-from mixpath.export import Preprocessing, export_model, require_onnx
-from mixpath.io import write_json
-from mixpath.search import Evaluator, SearchConfig, SearchResult, make_searcher
+from mixpath.export import Preprocessing, export_model, load_exported, require_onnx
+from mixpath.io import read_json
+from mixpath.search import EvaluatedArch, Evaluator, SearchConfig, SearchResult, make_searcher
 from mixpath.spaces import Architecture
-from mixpath.training import Run, TrainConfig, load_run, train_supernet
+from mixpath.training import Run, load_run
 
 LATENCY_FILE = "latency_table.json"
 
@@ -113,6 +116,18 @@ def best_of_front(result: SearchResult) -> Architecture:
     return max(result.front, key=lambda item: item.metrics["accuracy"]).arch
 
 
+def choose_under_budget(front: Sequence[EvaluatedArch], max_flops: float) -> EvaluatedArch:
+    """The most accurate front entry with at most ``max_flops`` M multiply-adds (on a front accuracy grows
+    with cost, so without a budget "most accurate" mostly means "largest")."""
+    fitting = [item for item in front if item.metrics["flops"] <= max_flops]
+    if not fitting:
+        smallest = f"its smallest has {min(item.metrics['flops'] for item in front):.3f} M" if front else "it is empty"
+        raise MixPathError(
+            f"no architecture on the search front fits the FLOPs budget of {max_flops:g} M multiply-adds ({smallest})"
+        )
+    return max(fitting, key=lambda item: item.metrics["accuracy"])
+
+
 def export_architecture(
     run_dir: Path | str,
     arch: Architecture | str,
@@ -153,44 +168,37 @@ def export_architecture(
     return paths, metrics
 
 
-def run_pipeline(
-    run_dir: Path | str,
-    train_config: TrainConfig = TrainConfig(),
-    search_config: SearchConfig = SearchConfig(budget=80, population=16),
+def export_retrained(
+    folder: Path | str,
+    out_dir: Path | str,
     *,
-    algo: str = "nsga2",
-    settings: EvalSettings = EvalSettings(),
-    resume: bool = False,
-    progress: bool = True,
-    device: str = "auto",
-) -> dict[str, Any]:
-    """Train -> search -> export with one call; every stage resumes where a killed pipeline stopped."""
-    run_dir = Path(run_dir)
-    started = time.perf_counter()
-    resume_training = resume and (run_dir / "config.json").exists()
-    trained = train_supernet(
-        None if resume_training else train_config, run_dir, resume=resume_training, device=device, progress=progress
+    export_program: bool = False,
+    export_onnx: bool = False,
+) -> tuple[list[Path], dict[str, Any]]:
+    """Write the model retrained from scratch in ``folder`` (a ``mixpath.retraining`` folder) as an export into
+    ``out_dir``: its own trained weights and BN statistics, its data's preprocessing, and metrics holding its
+    validation and test accuracy, FLOPs and params. This, not the supernet's inherited weights, is the model
+    to deploy once an architecture has been retrained."""
+    if export_onnx:
+        require_onnx()
+    folder = Path(folder)
+    model, space, arch = load_exported(folder / "model.pt")
+    meta = read_json(folder / "model.json")
+    try:
+        preprocessing = Preprocessing(tuple(meta["mean"]), tuple(meta["std"]), tuple(meta["class_names"]))
+        metrics = {**meta["metrics"], **CostModel(space)(arch)}
+        bn_policy = meta["bn_policy"]
+    except (KeyError, TypeError) as err:
+        raise MixPathError(f"{folder / 'model.json'} is not an export's metadata (missing {err})") from None
+    paths = export_model(
+        model,
+        space,
+        arch,
+        out_dir,
+        preprocessing=preprocessing,
+        bn_policy=bn_policy,
+        metrics=metrics,
+        export_program=export_program,
+        export_onnx=export_onnx,
     )
-    trained_at = time.perf_counter()
-    result, search_dir = search_supernet(
-        run_dir, algo, search_config, settings=settings, resume=resume, progress=progress, device=device
-    )
-    searched_at = time.perf_counter()
-    best = best_of_front(result)
-    paths, metrics = export_architecture(run_dir, best, run_dir / "export", settings=settings, device=device)
-    summary = {
-        "run": str(run_dir),
-        "training": trained.last,
-        "search": {"algorithm": algo, "evaluated": len(result.evaluated), "front": len(result.front)},
-        "best": {"arch": result.space.format(best), **metrics},
-        "results": str(search_dir),
-        "plot": str(search_dir / "front.png"),
-        "export": [str(p) for p in paths],
-        "seconds": {
-            "training": round(trained_at - started, 1),
-            "search": round(searched_at - trained_at, 1),
-            "export": round(time.perf_counter() - searched_at, 1),
-        },
-    }
-    write_json(run_dir / "pipeline.json", summary)
-    return summary
+    return paths, metrics

@@ -10,13 +10,14 @@ import typer
 from mixpath import distributed
 from mixpath.cli import app
 from mixpath.errors import MixPathError
+from mixpath.pipeline import FULL, QUICK, comparison_lines, retrained_found, run_pipeline
 from mixpath.search import SearchConfig, make_searcher
 from mixpath.workflow import (
     EvalSettings,
     best_of_front,
     evaluate_architecture,
     export_architecture,
-    run_pipeline,
+    export_retrained,
     search_supernet,
 )
 
@@ -113,7 +114,11 @@ def search(
 @app.command()
 def export(
     run: Path = typer.Argument(..., help="A trained run folder."),
-    arch: str = typer.Option(None, help="Architecture to export (default: most accurate of RUN/search-nsga2)."),
+    arch: str = typer.Option(
+        None,
+        help="Architecture to export with the supernet's weights (default: the pipeline's found architecture "
+        "retrained from scratch, RUN/retrain/found, when there is one; else the most accurate of RUN/search-nsga2).",
+    ),
     out: Path = typer.Option(None, help="Folder for model.pt and model.json (default RUN/export)."),
     program: bool = typer.Option(
         False, "--program", help="Also write model.pt2 (torch.export; raw pixels in [0, 1], plain PyTorch)."
@@ -121,26 +126,31 @@ def export(
     onnx: bool = typer.Option(
         False, "--onnx", help="Also write model.onnx (raw pixels in [0, 1]); needs pip install 'mixpath[onnx]'."
     ),
-    calibrate: str = typer.Option("exact", help=CALIBRATE_HELP),
+    calibrate: str = typer.Option("exact", help=CALIBRATE_HELP + " Supernet weights only."),
     device: str = typer.Option("auto"),
 ) -> None:
-    """Write a stand-alone model of an architecture with the supernet's weights (BN calibrated), its
-    preprocessing and metrics in model.json."""
-    if arch is None:
-        front = run / "search-nsga2" / "front.json"
-        if not front.exists():
-            raise MixPathError(f"no --arch given and no search front at {front}: run `mixpath search {run}` first")
-        entries = json.loads(front.read_text())
-        arch = max(entries, key=lambda e: e["metrics"]["accuracy"])["arch"]
-    paths, metrics = export_architecture(
-        run,
-        arch,
-        out or run / "export",
-        settings=EvalSettings(calibration=calibrate),
-        export_program=program,
-        export_onnx=onnx,
-        device=device,
-    )
+    """Write a stand-alone model, its preprocessing and metrics in model.json: the pipeline's retrained model
+    when RUN has one and no --arch is given, else an architecture with the supernet's weights (BN calibrated)."""
+    retrained = retrained_found(run) if arch is None else None
+    if retrained is not None:
+        typer.echo(f"exporting the found architecture retrained from scratch in {retrained}")
+        paths, metrics = export_retrained(retrained, out or run / "export", export_program=program, export_onnx=onnx)
+    else:
+        if arch is None:
+            front = run / "search-nsga2" / "front.json"
+            if not front.exists():
+                raise MixPathError(f"no --arch given and no search front at {front}: run `mixpath search {run}` first")
+            entries = json.loads(front.read_text())
+            arch = max(entries, key=lambda e: e["metrics"]["accuracy"])["arch"]
+        paths, metrics = export_architecture(
+            run,
+            arch,
+            out or run / "export",
+            settings=EvalSettings(calibration=calibrate),
+            export_program=program,
+            export_onnx=onnx,
+            device=device,
+        )
     _print_metrics(metrics)
     typer.echo("wrote " + ", ".join(str(p) for p in paths))
 
@@ -213,29 +223,81 @@ def pipeline(
     space: str = typer.Option("fmnist-s1"),
     data: str = typer.Option("fashion-mnist"),
     data_dir: str = typer.Option(None),
-    epochs: int = typer.Option(1),
+    epochs: int = typer.Option(None, help=f"Supernet epochs (default: the training default; quick: {QUICK.epochs})."),
     m: int = typer.Option(4),
-    train_subset: int = typer.Option(None, help="Train the supernet on only this many images."),
-    budget: int = typer.Option(80, help="Architectures the search evaluates."),
-    population: int = typer.Option(16),
+    train_subset: int = typer.Option(
+        None, help=f"Train the supernet on only this many images (quick: {QUICK.train_subset})."
+    ),
+    budget: int = typer.Option(None, help=f"Architectures the search scores ({FULL.budget}; quick: {QUICK.budget})."),
+    population: int = typer.Option(
+        None, help=f"Architectures per search generation ({FULL.population}; quick: {QUICK.population})."
+    ),
+    max_flops: float = typer.Option(
+        None,
+        help="FLOPs budget in M multiply-adds for the search and every baseline (default: the median FLOPs of "
+        "architectures sampled from the space, printed at the start).",
+    ),
+    retrain_epochs: int = typer.Option(
+        None, help=f"Epochs of every retraining ({FULL.retrain_epochs}; quick: {QUICK.retrain_epochs})."
+    ),
+    retrain_subset: int = typer.Option(
+        None, help=f"Retrain on only this many images (default all; quick: {QUICK.retrain_subset})."
+    ),
+    quick: bool = typer.Option(
+        False,
+        "--quick",
+        help=f"A smoke run: supernet {QUICK.epochs} epoch on {QUICK.train_subset} images, search {QUICK.budget} "
+        f"architectures in generations of {QUICK.population} with BN calibration on {QUICK.calib_size} images, "
+        f"each retraining {QUICK.retrain_epochs} epoch on {QUICK.retrain_subset} images. Options given win.",
+    ),
     seed: int = typer.Option(0),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed pipeline in --run."),
     device: str = typer.Option("auto"),
 ) -> None:
-    """The whole job: train a supernet, search it with NSGA-II (accuracy vs FLOPs), export the best."""
+    """The whole job: train a supernet, search it with NSGA-II (accuracy vs FLOPs) under a FLOPs budget, then
+    retrain the found architecture and three baselines of equal cost from scratch and compare them on the
+    test split; writes the table, report.html and the found architecture's retrained model."""
     from mixpath.training import TrainConfig
+    from mixpath.training.standalone import Recipe
 
+    scale = QUICK if quick else FULL
+    epochs = epochs if epochs is not None else scale.epochs
     train_config = TrainConfig(
-        space=space, data=data, data_dir=data_dir, epochs=epochs, m=m, seed=seed, train_subset=train_subset
+        space=space,
+        data=data,
+        data_dir=data_dir,
+        m=m,
+        seed=seed,
+        train_subset=train_subset if train_subset is not None else scale.train_subset,
+        **({"epochs": epochs} if epochs is not None else {}),
     )
-    search_config = SearchConfig(budget=budget, population=population, seed=seed)
-    summary = run_pipeline(run, train_config, search_config, resume=resume, device=device)
-    best = summary["best"]
+    search_config = SearchConfig(
+        budget=budget if budget is not None else scale.budget,
+        population=population if population is not None else scale.population,
+        seed=seed,
+    )
+    summary = run_pipeline(
+        run,
+        train_config,
+        search_config,
+        Recipe(epochs=retrain_epochs if retrain_epochs is not None else scale.retrain_epochs),
+        max_flops=max_flops,
+        retrain_subset=retrain_subset if retrain_subset is not None else scale.retrain_subset,
+        settings=EvalSettings(calib_size=scale.calib_size),
+        resume=resume,
+        device=device,
+    )
+    search, retraining, files = summary["search"], summary["retraining"], summary["files"]
+    typer.echo(f"FLOPs budget: {summary['budget']['max_flops']:.2f} M multiply-adds ({summary['budget']['rule']})")
     typer.echo(f"supernet: {summary['training']}")
-    typer.echo(f"search: {summary['search']['evaluated']} evaluated, {summary['search']['front']} on the front")
-    typer.echo(f"best: {best['arch']}")
+    typer.echo(f"search: {search['evaluated']} architectures scored, {search['front']} on the front within the budget")
     typer.echo(
-        f"      val acc {best['accuracy']:.2f}%, {best['flops']:.2f} M multiply-adds, {best['params']:.3f} M params"
+        f"retrained from scratch, {retraining['recipe']['epochs']} epoch(s) on {retraining['train_images']} images, "
+        f"seed {retraining['seed']}, tested on {retraining['test_images']} images:"
     )
-    typer.echo(f"results: {summary['results']}  plot: {summary['plot']}  model: {summary['export'][0]}")
-    typer.echo(f"seconds: {summary['seconds']}")
+    for line in comparison_lines(summary["rows"]):
+        typer.echo(f"  {line}")
+    typer.echo(f"verdict: {summary['verdict']}")
+    typer.echo(f"table: {files['table']}  report: {files['report']}")
+    typer.echo(f"model: {files['model']} (model.pt2 takes raw pixels; model.json says how)")
+    typer.echo(f"search results: {search['results']}  seconds: {summary['seconds']}")

@@ -1,0 +1,295 @@
+"""The whole job in one call: supernet -> NSGA-II search -> the found architecture and three baselines of
+equal cost retrained from scratch -> one table, a verdict computed from it, report.html and the model to keep.
+
+A search earns its keep only if what it finds beats what needs no search, trained the same way. So the
+architecture the search picks (the most accurate on the front within a FLOPs budget) is retrained from
+scratch beside three baselines, all with one recipe and seed on the whole training split, and measured on
+the test split:
+
+    found      the most accurate front architecture within the budget (the search runs under the budget too)
+    random     a random architecture with FLOPs within 5 % of the found one's (the supernet's sampling rule)
+    smallest   every layer its cheapest single path (e3:k3 everywhere on the mbconv spaces)
+    params     the architecture with the most parameters within the budget (parameter count alone)
+
+The FLOPs budget is ``max_flops`` when given, else the median FLOPs of architectures sampled the way the
+supernet sampled them (``mixpath.baselines.median_flops``). Why that default: it is fixed before the search
+from the space alone, so the results cannot move it; without a budget "most accurate on the front" mostly
+means "largest" (accuracy grows with FLOPs), which compares big with small, not search with no search; and
+at the median half of the space fits, so the search has room and a random architecture of equal FLOPs is
+easy to draw. A budget below the space's smallest architecture fails before anything is trained.
+
+What the run folder holds after it, besides each stage's own files (config, checkpoint, search-nsga2/)::
+
+    retrain/<role>/       found, random, smallest, params: model.pt/.pt2/.json, metrics.csv, curves.png, result.json
+    retrained.json, .csv  one row per role: role, arch, flops, params, supernet_score, val_acc, test_acc,
+                          train_seconds, epochs
+    export/               the found architecture's retrained model (model.pt, model.pt2 on raw pixels, model.json)
+    pipeline.json         budget and its rule, recipe, rows, verdict, timings and where everything is
+    report.html           the run on one page
+
+Every stage resumes: with ``resume=True`` a killed pipeline continues where it stopped, and a finished one
+trains and scores nothing again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mixpath.baselines import (
+    BUDGET_DRAWS,
+    EQUAL_FLOPS_TOLERANCE,
+    check_budget,
+    median_flops,
+    params_pick,
+    random_equal_flops,
+    uniform_smallest,
+)
+from mixpath.data import load_dataset
+from mixpath.evaluation import CostModel
+from mixpath.io import read_json, write_csv, write_json
+from mixpath.reporting.html import EXPORT_DIR, REPORT_FILE, RETRAIN_DIR, RETRAINED_FILE, write_html_report
+from mixpath.retraining import RESULT_FILE, RetrainEntry, format_table, retrain_architectures
+from mixpath.search import EvaluatedArch, SearchConfig
+from mixpath.spaces import get_space
+from mixpath.training import Run, TrainConfig, load_run, train_supernet
+from mixpath.training.standalone import Recipe
+from mixpath.training.trainer import CONFIG_FILE
+from mixpath.workflow import EvalSettings, choose_under_budget, export_retrained, search_supernet, supernet_evaluator
+
+log = logging.getLogger("mixpath.pipeline")
+
+RETRAIN_EPOCHS = 2
+"""Epochs of the pipeline's retraining recipe. The default pipeline (supernet, search, and four models
+retrained on the whole training split) must stay within 12 minutes on 2 idle cores; raise it only with
+a measurement of the whole pipeline that shows it still does."""
+SEED_NOISE_POINTS = 0.3
+"""Test-accuracy points within which one seed cannot tell two retrained Fashion-MNIST models apart (a rough
+figure, not measured for this recipe). On a test split of fewer than 334 images one image weighs more than
+that, so the verdict's noise floor is the larger of this and one test image (100 / test images points)."""
+ROLES = {
+    "found": "most accurate on the search front within the FLOPs budget",
+    "random": f"random, FLOPs within {EQUAL_FLOPS_TOLERANCE:.0%} of the found one",
+    "smallest": "every layer its cheapest single path",
+    "params": "most parameters within the FLOPs budget",
+}
+"""The retrained architectures: role (also its folder under RUN/retrain) -> how it was chosen."""
+RETRAINED_COLUMNS = ("role", "arch", "flops", "params", "supernet_score", "val_acc", "test_acc", "train_seconds")
+TABLE_HEADERS = {
+    "role": "role",
+    "flops": "FLOPs (M MACs)",
+    "params": "params (M)",
+    "supernet_score": "supernet score (%)",
+    "test_acc": "test acc (%)",
+    "train_seconds": "train (s)",
+}
+SUMMARY_FILE = "pipeline.json"
+RETRAINED_CSV = "retrained.csv"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How big each stage is: what ``--quick`` changes. ``epochs=None`` keeps ``TrainConfig``'s supernet
+    epochs; a subset of None is the whole training split."""
+
+    epochs: int | None = None
+    """Supernet epochs."""
+    train_subset: int | None = None
+    """Images the supernet trains on."""
+    budget: int = 80
+    """Architectures the search scores."""
+    population: int = 16
+    """Architectures per search generation."""
+    calib_size: int = 2048
+    """Training images each score calibrates the BNs with."""
+    retrain_epochs: int = RETRAIN_EPOCHS
+    """Epochs of every retraining."""
+    retrain_subset: int | None = None
+    """Images every retraining trains on."""
+
+
+FULL = Scale()
+QUICK = Scale(
+    epochs=1, train_subset=1000, budget=12, population=6, calib_size=256, retrain_epochs=1, retrain_subset=1000
+)
+"""A smoke run and the tests' setting: seconds on ``tiny``/digits, about a minute on fmnist-s1/Fashion-MNIST.
+Its accuracies mean nothing; it shows every stage runs and writes its files."""
+
+
+def run_pipeline(
+    run_dir: Path | str,
+    train_config: TrainConfig = TrainConfig(),
+    search_config: SearchConfig = SearchConfig(budget=FULL.budget, population=FULL.population),
+    recipe: Recipe = Recipe(epochs=RETRAIN_EPOCHS),
+    *,
+    max_flops: float | None = None,
+    retrain_subset: int | None = None,
+    algo: str = "nsga2",
+    settings: EvalSettings = EvalSettings(),
+    resume: bool = False,
+    progress: bool = True,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """Run the whole job into ``run_dir`` (see the module docstring) and return its summary, as pipeline.json.
+
+    ``max_flops``: the FLOPs budget in M multiply-adds (default: the median rule above); the search runs
+    under it as a constraint. ``retrain_subset``: retrain on only this many training images. With
+    ``resume=True`` every stage continues what ``run_dir`` holds, using its saved training settings.
+    """
+    run_dir = Path(run_dir)
+    started = time.perf_counter()
+    resume_training = resume and (run_dir / CONFIG_FILE).exists()
+    planned = TrainConfig.from_json(read_json(run_dir / CONFIG_FILE)) if resume_training else train_config
+    space = get_space(planned.space)
+    cost = CostModel(space)
+    if max_flops is not None:
+        check_budget(space, max_flops, cost)
+        budget, rule = float(max_flops), "given"
+    else:
+        budget = median_flops(space, planned.m, cost)
+        rule = f"median of {BUDGET_DRAWS} architectures sampled with m={planned.m}, fixed before the search"
+    log.info("FLOPs budget: %.2f M multiply-adds (%s)", budget, rule)
+
+    trained = train_supernet(
+        None if resume_training else train_config, run_dir, resume=resume_training, device=device, progress=progress
+    )
+    trained_at = time.perf_counter()
+    constrained = dataclasses.replace(search_config, constraints={**search_config.constraints, "flops": budget})
+    result, search_dir = search_supernet(
+        run_dir, algo, constrained, settings=settings, resume=resume, progress=progress, device=device
+    )
+    searched_at = time.perf_counter()
+
+    run = load_run(run_dir, device)
+    entries = choose_contenders(run, result.front, budget, settings)
+    chosen_at = time.perf_counter()
+
+    dataset = load_dataset(
+        run.config.data,
+        run.config.data_dir,
+        val_size=run.config.val_size,
+        split_seed=run.config.seed,
+        train_subset=retrain_subset,
+    )
+    retrain_root = run_dir / RETRAIN_DIR
+    table = retrain_architectures(
+        space, dataset, entries, recipe, retrain_root, seed=run.config.seed, device=run.device, progress=progress
+    )
+    rows = [{key: row.get(key) for key in RETRAINED_COLUMNS} | {"epochs": recipe.epochs} for row in table]
+    write_json(run_dir / RETRAINED_FILE, rows)
+    write_csv(run_dir / RETRAINED_CSV, rows)
+    retrained_at = time.perf_counter()
+
+    export_paths, _ = export_retrained(retrain_root / "found", run_dir / EXPORT_DIR, export_program=True)
+    noise = max(SEED_NOISE_POINTS, 100.0 / len(dataset.test_y))
+    summary = {
+        "run": str(run_dir),
+        "training": trained.last,
+        "search": {
+            "algorithm": algo,
+            "evaluated": len(result.evaluated),
+            "front": len(result.front),
+            "results": str(search_dir),
+            "plot": str(search_dir / "front.png"),
+        },
+        "budget": {"max_flops": budget, "rule": rule},
+        "retraining": {
+            "recipe": dataclasses.asdict(recipe),
+            "seed": run.config.seed,
+            "train_images": len(dataset.train_y),
+            "test_images": len(dataset.test_y),
+        },
+        "roles": ROLES,
+        "rows": rows,
+        "verdict": verdict(rows, noise, recipe.epochs),
+        "files": {
+            "table": str(run_dir / RETRAINED_CSV),
+            "rows": str(run_dir / RETRAINED_FILE),
+            "report": str(run_dir / REPORT_FILE),
+            "model": str(run_dir / EXPORT_DIR),
+            "export": [str(path) for path in export_paths],
+            "retrained": str(retrain_root),
+        },
+        "seconds": {
+            "training": round(trained_at - started, 1),
+            "search": round(searched_at - trained_at, 1),
+            "baselines": round(chosen_at - searched_at, 1),
+            "retraining": round(retrained_at - chosen_at, 1),
+            "export": round(time.perf_counter() - retrained_at, 1),
+        },
+    }
+    write_json(run_dir / SUMMARY_FILE, summary)
+    write_html_report(run_dir)
+    return summary
+
+
+def choose_contenders(
+    run: Run, front: Sequence[EvaluatedArch], max_flops: float, settings: EvalSettings = EvalSettings()
+) -> list[RetrainEntry]:
+    """The four architectures to retrain (``ROLES``, in order), each with its supernet score: the calibrated
+    validation accuracy the search's evaluator gives it (the cache in the run folder answers for the found one),
+    so the table shows what the supernet thought of the baselines too. The random draw is seeded by the run."""
+    cost = CostModel(run.space)
+    found = choose_under_budget(front, max_flops)
+    archs = {
+        "found": found.arch,
+        "random": random_equal_flops(run.space, run.config.m, found.metrics["flops"], cost, run.config.seed),
+        "smallest": uniform_smallest(run.space, cost),
+        "params": params_pick(run.space, run.config.m, max_flops, cost),
+    }
+    scores = supernet_evaluator(run, settings, cost).evaluate(list(archs.values()))
+    return [
+        RetrainEntry(role, arch, role=role, supernet_score=round(score["accuracy"], 3))
+        for (role, arch), score in zip(archs.items(), scores, strict=True)
+    ]
+
+
+def retrained_found(run_dir: Path | str) -> Path | None:
+    """The folder of the pipeline's found architecture retrained from scratch, when that retraining finished."""
+    folder = Path(run_dir) / RETRAIN_DIR / "found"
+    return folder if (folder / RESULT_FILE).is_file() else None
+
+
+def comparison_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The retrained table as aligned lines, then every role's architecture and how it was chosen."""
+    width = max(len(str(row["role"])) for row in rows)
+    lines = format_table(rows, TABLE_HEADERS)
+    for row in rows:
+        lines.append(f"{row['role']:<{width}}  {row['arch']}  ({ROLES.get(row['role'], 'given')})")
+    return lines
+
+
+def verdict(rows: Sequence[Mapping[str, Any]], noise: float, epochs: int) -> str:
+    """One line saying, from the test accuracies alone, whether the found architecture beat each baseline.
+
+    A difference within ``noise`` points either way is a tie: one seed cannot separate it from chance. A
+    baseline that is the found architecture itself is named as such, not counted as a tie.
+    """
+    by_role = {row["role"]: row for row in rows}
+    found = by_role["found"]
+    others = [role for role in by_role if role != "found"]
+    same = [role for role in others if by_role[role]["arch"] == found["arch"]]
+    gap = {role: found["test_acc"] - by_role[role]["test_acc"] for role in others if role not in same}
+    beats = [role for role, points in gap.items() if points >= noise]
+    loses = [role for role, points in gap.items() if points <= -noise]
+    ties = [role for role in gap if role not in beats and role not in loses]
+    clauses = []
+    if loses:
+        clauses.append("the search lost to " + ", ".join(f"{r} by {-gap[r]:.2f} points" for r in loses))
+    if beats and len(beats) == len(others):
+        clauses.append(f"the found architecture beats all {len(others)} baselines by >= {min(gap.values()):.2f} points")
+    elif beats:
+        clauses.append("the found architecture beats " + ", ".join(f"{r} by {gap[r]:.2f} points" for r in beats))
+    if ties:
+        clauses.append("it ties with " + ", ".join(f"{r} ({gap[r]:+.2f})" for r in ties))
+    if same:
+        clauses.append(f"{' and '.join(same)} picked the found architecture itself")
+    return (
+        "; ".join(clauses) + f" (test accuracy after {epochs} retraining epoch{'s' if epochs != 1 else ''}, "
+        f"one seed: differences below {noise:.2g} points are within seed noise)"
+    )
