@@ -173,7 +173,7 @@ def supernet_config(study: Study, variant: str, schedule: str, epochs: int) -> T
         epochs=epochs,
         batch_size=s["batch_size"],
         lr=sched["lr"],
-        warmup_epochs=min(sched["warmup_epochs"], epochs / 2),
+        warmup_epochs=sched["warmup_epochs"],
         seed=s["seed"],
         val_size=d["val_size"],
     )

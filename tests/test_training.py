@@ -111,5 +111,7 @@ def test_warmup_rises_linearly_then_cosine_covers_the_rest():
     assert lrs[60] == pytest.approx(0.2)
     assert lrs[110] == pytest.approx(0.0)
     assert max(lrs) == pytest.approx(0.4)
-    with pytest.raises(MixPathError, match="warmup_epochs=2"):
-        TrainConfig(epochs=2, warmup_epochs=2)
+    assert TrainConfig(epochs=10, warmup_epochs=2).effective_warmup_epochs == 2
+    assert TrainConfig(epochs=1, warmup_epochs=2).effective_warmup_epochs == 0.5  # a short run keeps a decay
+    with pytest.raises(MixPathError, match="warmup_epochs=-1"):
+        TrainConfig(warmup_epochs=-1)

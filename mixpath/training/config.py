@@ -29,7 +29,8 @@ class TrainConfig:
     """Images per optimizer step over all processes; each of W torchrun processes takes batch_size / W."""
     lr: float = 0.025
     warmup_epochs: float = 0.0
-    """Linear warm-up of the learning rate over this many epochs (fractions allowed), then cosine to 0."""
+    """Linear warm-up of the learning rate over this many epochs (fractions allowed), then cosine to 0; at
+    most half the run warms up, so a short run keeps a decay (``effective_warmup_epochs``)."""
     momentum: float = 0.9
     weight_decay: float = 3e-4
     grad_clip: float = 5.0
@@ -68,12 +69,15 @@ class TrainConfig:
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise MixPathError(f"{name}={value!r} must be a finite number >= 0")
-        if self.warmup_epochs >= self.epochs:
-            raise MixPathError(f"warmup_epochs={self.warmup_epochs!r} must be below epochs={self.epochs}")
         if self.batch_size % self.micro_batches:
             raise MixPathError(
                 f"batch_size={self.batch_size} does not split into micro_batches={self.micro_batches} equal parts"
             )
+
+    @property
+    def effective_warmup_epochs(self) -> float:
+        """The warm-up this run gets: ``warmup_epochs``, capped at half of ``epochs``."""
+        return min(self.warmup_epochs, self.epochs / 2)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

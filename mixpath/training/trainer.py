@@ -218,7 +218,7 @@ def _train(
     if steps_per_epoch == 0:
         raise MixPathError(f"batch size {config.batch_size} exceeds the {len(train_x)} training images")
     total_steps = steps_per_epoch * config.epochs
-    warmup_steps = round(config.warmup_epochs * steps_per_epoch)
+    warmup_steps = round(config.effective_warmup_epochs * steps_per_epoch)
     share = config.batch_size // world  # this rank's rows of each global batch
     micro = share // config.micro_batches
     eval_rng = step_rng(config.seed, "eval-archs")
