@@ -37,7 +37,6 @@ import dataclasses
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,23 +50,22 @@ from mixpath.baselines import (
     uniform_smallest,
 )
 from mixpath.data import load_dataset
+from mixpath.errors import MixPathError
 from mixpath.evaluation import CostModel
 from mixpath.io import read_json, write_csv, write_json
+from mixpath.pipeline_scale import FULL, RETRAIN_EPOCHS
 from mixpath.reporting.html import EXPORT_DIR, REPORT_FILE, RETRAIN_DIR, RETRAINED_FILE, write_html_report
 from mixpath.retraining import RESULT_FILE, RetrainEntry, format_table, retrain_architectures
 from mixpath.search import EvaluatedArch, SearchConfig
 from mixpath.spaces import get_space
 from mixpath.training import Run, TrainConfig, load_run, train_supernet
+from mixpath.training.chance import untrained_warning
 from mixpath.training.standalone import Recipe
 from mixpath.training.trainer import CONFIG_FILE
 from mixpath.workflow import EvalSettings, choose_under_budget, export_retrained, search_supernet, supernet_evaluator
 
 log = logging.getLogger("mixpath.pipeline")
 
-RETRAIN_EPOCHS = 2
-"""Epochs of the pipeline's retraining recipe. The default pipeline (supernet, search, and four models
-retrained on the whole training split) must stay within 12 minutes on 2 idle cores; raise it only with
-a measurement of the whole pipeline that shows it still does."""
 SEED_NOISE_POINTS = 0.3
 """Test-accuracy points within which one seed cannot tell two retrained Fashion-MNIST models apart (a rough
 figure, not measured for this recipe). On a test split of fewer than 334 images one image weighs more than
@@ -92,35 +90,6 @@ SUMMARY_FILE = "pipeline.json"
 RETRAINED_CSV = "retrained.csv"
 
 
-@dataclass(frozen=True)
-class Scale:
-    """How big each stage is: what ``--quick`` changes. ``epochs=None`` keeps ``TrainConfig``'s supernet
-    epochs; a subset of None is the whole training split."""
-
-    epochs: int | None = None
-    """Supernet epochs."""
-    train_subset: int | None = None
-    """Images the supernet trains on."""
-    budget: int = 80
-    """Architectures the search scores."""
-    population: int = 16
-    """Architectures per search generation."""
-    calib_size: int = 2048
-    """Training images each score calibrates the BNs with."""
-    retrain_epochs: int = RETRAIN_EPOCHS
-    """Epochs of every retraining."""
-    retrain_subset: int | None = None
-    """Images every retraining trains on."""
-
-
-FULL = Scale()
-QUICK = Scale(
-    epochs=1, train_subset=1000, budget=12, population=6, calib_size=256, retrain_epochs=1, retrain_subset=1000
-)
-"""A smoke run and the tests' setting: seconds on ``tiny``/digits, about a minute on fmnist-s1/Fashion-MNIST.
-Its accuracies mean nothing; it shows every stage runs and writes its files."""
-
-
 def run_pipeline(
     run_dir: Path | str,
     train_config: TrainConfig = TrainConfig(),
@@ -132,6 +101,7 @@ def run_pipeline(
     algo: str = "nsga2",
     settings: EvalSettings = EvalSettings(),
     resume: bool = False,
+    allow_untrained: bool = False,
     progress: bool = True,
     device: str = "auto",
 ) -> dict[str, Any]:
@@ -140,6 +110,9 @@ def run_pipeline(
     ``max_flops``: the FLOPs budget in M multiply-adds (default: the median rule above); the search runs
     under it as a constraint. ``retrain_subset``: retrain on only this many training images. With
     ``resume=True`` every stage continues what ``run_dir`` holds, using its saved training settings.
+    A supernet whose sampled subnets stay near chance accuracy (``mixpath.training.chance``) stops the job
+    before the search with a MixPathError saying what to change, since searching it would rank noise;
+    ``allow_untrained=True`` logs the warning and goes on (a smoke run's supernet learns nothing).
     """
     run_dir = Path(run_dir)
     started = time.perf_counter()
@@ -159,6 +132,11 @@ def run_pipeline(
         None if resume_training else train_config, run_dir, resume=resume_training, device=device, progress=progress
     )
     trained_at = time.perf_counter()
+    warning = untrained_warning(run_dir)
+    if warning is not None and not allow_untrained:
+        raise MixPathError(f"{warning}. To search it anyway: --allow-untrained (allow_untrained=True)")
+    if warning is not None:
+        log.warning("warning: %s", warning)
     constrained = dataclasses.replace(search_config, constraints={**search_config.constraints, "flops": budget})
     result, search_dir = search_supernet(
         run_dir, algo, constrained, settings=settings, resume=resume, progress=progress, device=device

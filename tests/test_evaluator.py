@@ -119,6 +119,14 @@ def test_a_searcher_runs_on_the_supernet_evaluator(tiny, supernet, digits):
     assert all({"accuracy", "loss", "flops", "params"} <= set(e.metrics) for e in result.evaluated)
 
 
+def test_on_scored_hears_of_each_architecture_as_it_is_scored(supernet, digits, archs):
+    evaluator = SupernetEvaluator(supernet, digits, **SMALL)
+    heard = []
+    evaluator.on_scored = lambda arch: heard.append((arch, evaluator.scored))
+    evaluator.evaluate(archs)
+    assert heard == [(archs[0], 1), (archs[1], 2)]  # one call per architecture, right after its score
+
+
 def test_standalone_test_split_and_errors(supernet, digits, archs):
     model = supernet.extract(archs[0])
     on_test = evaluate_standalone(model, digits, split="test", **SMALL)

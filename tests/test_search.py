@@ -102,6 +102,52 @@ def test_nsga2_evaluates_only_valid_new_architectures_in_one_call_per_generation
     assert [h["evaluated"] for h in result.history] == [14, 28, 42, 56, 70]
 
 
+class ReportingEvaluator(SyntheticEvaluator):
+    """Calls ``on_scored`` after each architecture, as ``SupernetEvaluator`` does."""
+
+    on_scored = None
+
+    def evaluate(self, archs):
+        results = []
+        for arch in archs:
+            results += super().evaluate([arch])
+            if self.on_scored is not None:
+                self.on_scored(arch)
+        return results
+
+
+class RecordingBar:
+    """A stand-in for tqdm that remembers every position the bar showed."""
+
+    def __init__(self, total, initial, **kwargs):
+        self.n, self.positions = initial, []
+        bars.append(self)
+
+    def update(self, n=1):
+        self.n += n
+        self.positions.append(self.n)
+
+    def set_postfix(self, **kwargs):
+        pass
+
+    def close(self):
+        pass
+
+
+bars = []
+
+
+def test_nsga2_progress_moves_per_evaluated_architecture_and_the_search_stays_the_same(monkeypatch):
+    monkeypatch.setattr("mixpath.search.session.tqdm", RecordingBar)
+    space = get_space("tiny")
+    config = SearchConfig(budget=24, population=6, seed=0)
+    reporting = make_searcher("nsga2").run(space, 2, ReportingEvaluator(space, 2), config, progress=True)
+    assert set(range(1, 25)) <= set(bars[-1].positions)  # every architecture moved the bar, not every generation
+    plain = make_searcher("nsga2").run(space, 2, SyntheticEvaluator(space, 2), config, progress=True)
+    assert bars[-1].positions == [6, 12, 18, 24]  # an evaluator without the hook: per batch, as before
+    assert reporting.evaluated == plain.evaluated and reporting.history == plain.history
+
+
 @pytest.mark.parametrize("name", ALGORITHMS)
 def test_front_is_feasible_non_dominated_and_complete(name):
     result, _ = run(name, "cifar-s1", m=4, budget=80, population=16)

@@ -6,39 +6,53 @@ from pathlib import Path
 
 import typer
 
-from mixpath.cli import app
-from mixpath.data import load_dataset
+from mixpath.cli import Command, app
+from mixpath.cli.options import (
+    CALIB_BATCHES_HELP,
+    CALIB_SIZE_HELP,
+    CALIBRATE_HELP,
+    DATA_DIR_HELP,
+    DATA_HELP,
+    DEVICE_HELP,
+    RUN_ALIAS_HELP,
+    run_folder,
+    with_default,
+)
 from mixpath.errors import MixPathError
-from mixpath.ranking import benchmark_ground_truth, build_ground_truth, stratified_sample
-from mixpath.ranking.rank import RANKING_DIR, estimate_of, rank_run
-from mixpath.reporting import ranking_scatter, run_report, write_html_report
-from mixpath.spaces import get_space
-from mixpath.training.standalone import Recipe
-
-CALIBRATE_HELP = "BN post-calibration before scoring: exact (cumulative stats), ema (SPOS-style) or none."
 
 
-@app.command()
+@app.command(cls=Command)
 def groundtruth(
     out: Path = typer.Option(..., help="CSV to append one line per finished architecture to (resumable)."),
     space: str = typer.Option("fmnist-s1", help="Search space (see `mixpath spaces`)."),
-    data: str = typer.Option("fashion-mnist", help="Dataset: fashion-mnist, digits or cifar10."),
-    data_dir: str = typer.Option(None, help="Folder holding the dataset files (default: standard places)."),
+    data: str = typer.Option("fashion-mnist", help=DATA_HELP),
+    data_dir: str = typer.Option(None, help=DATA_DIR_HELP),
     archs: int = typer.Option(30, help="Architectures, stratified over mean path count and FLOPs."),
-    m: int = typer.Option(None, help="Most paths per layer of the sampled architectures (default: the space's)."),
+    m: int = typer.Option(None, help=with_default("Most paths per layer of the sampled architectures.", "the space's")),
     epochs: int = typer.Option(3, help="Training epochs per architecture (fixed recipe: SGD + cosine)."),
-    batch_size: int = typer.Option(96),
-    lr: float = typer.Option(0.05),
+    batch_size: int = typer.Option(96, help="Images per optimizer step."),
+    lr: float = typer.Option(0.05, help="Peak learning rate of SGD (cosine schedule to 0)."),
     seed: int = typer.Option(0, help="Training seed (initialisation, batch order, augmentation)."),
     sample_seed: int = typer.Option(0, help="Seed of the architecture sample."),
     split_seed: int = typer.Option(0, help="Seed of the train/validation split: use the supernet run's seed."),
     val_size: float = typer.Option(0.1, help="Validation split: a fraction (< 1) or a count of images."),
-    train_subset: int = typer.Option(None, help="Train on only this many training images (as the supernet did)."),
-    benchmark: str = typer.Option(None, help="Look the accuracies up in a benchmark table instead: nb201 or nb101."),
-    benchmark_file: Path = typer.Option(None, help="nb101: path of nasbench_only108.tfrecord."),
-    device: str = typer.Option("cpu"),
+    train_subset: int = typer.Option(
+        None, help=with_default("Train on only this many training images, as the supernet did.", "all")
+    ),
+    benchmark: str = typer.Option(
+        None,
+        help=with_default("Look the accuracies up in a benchmark table instead: nb201 or nb101.", "none"),
+    ),
+    benchmark_file: Path = typer.Option(None, help=with_default("nb101: path of nasbench_only108.tfrecord.", "none")),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
 ) -> None:
     """Stand-alone ground truth: train N stratified architectures from scratch (or look them up in a table)."""
+    from mixpath.data import load_dataset
+    from mixpath.device import resolve_device
+    from mixpath.ranking import benchmark_ground_truth, build_ground_truth, stratified_sample
+    from mixpath.spaces import get_space
+    from mixpath.training.standalone import Recipe
+
     if benchmark is not None:
         rows = benchmark_ground_truth(benchmark, archs, out, seed=sample_seed, path=benchmark_file)
         typer.echo(f"{len(rows)} architectures of {benchmark} in {out}")
@@ -53,23 +67,30 @@ def groundtruth(
         train_subset=train_subset,
     )
     recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr)
-    rows = build_ground_truth(search_space, dataset, sample, recipe, out, seed=seed, device=device, progress=True)
+    rows = build_ground_truth(
+        search_space, dataset, sample, recipe, out, seed=seed, device=resolve_device(device), progress=True
+    )
     typer.echo(f"{len(rows)} of {archs} architectures trained, in {out}")
 
 
-@app.command()
+@app.command(cls=Command)
 def rank(
-    run: Path = typer.Argument(..., help="A trained run folder."),
+    run: Path = typer.Argument(None, metavar="RUN", help="A trained run folder."),
     ground_truth: Path = typer.Option(..., help="Ground-truth CSV from `mixpath groundtruth`."),
     calibrate: str = typer.Option("exact", help=CALIBRATE_HELP),
-    calib_size: int = typer.Option(2048, help="Training images used for exact calibration."),
-    calib_batches: int = typer.Option(200, help="Batches for ema re-estimation."),
+    calib_size: int = typer.Option(2048, help=CALIB_SIZE_HELP),
+    calib_batches: int = typer.Option(200, help=CALIB_BATCHES_HELP),
     target: str = typer.Option("test", help="Ground-truth accuracy ranked against: test or val."),
     resamples: int = typer.Option(2000, help="Bootstrap resamples for the 95% intervals."),
     seed: int = typer.Option(0, help="Bootstrap seed."),
-    device: str = typer.Option("cpu"),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    run_alias: Path = typer.Option(None, "--run", help=RUN_ALIAS_HELP),
 ) -> None:
     """Kendall tau, Spearman rho and top-k precision of the supernet's ranking, beside FLOPs and params."""
+    from mixpath.ranking.rank import RANKING_DIR, estimate_of, rank_run
+    from mixpath.reporting import ranking_scatter
+
+    run = run_folder(run, run_alias)
     result = rank_run(
         run,
         ground_truth,
@@ -91,25 +112,31 @@ def rank(
     typer.echo(f"written {run / RANKING_DIR / f'ranking_{calibrate}.json'} and {plot}")
 
 
-@app.command()
+@app.command(cls=Command)
 def report(
-    run: Path = typer.Argument(..., help="A run folder (the feature analysis needs a multi-path mbconv supernet)."),
+    run: Path = typer.Argument(
+        None, metavar="RUN", help="A run folder (the feature analysis needs a multi-path mbconv supernet)."
+    ),
     html: bool = typer.Option(
         False,
         "--html",
         help="Only write RUN/report.html, one self-contained page of everything the run holds, in seconds "
         "(it shows a feature analysis run before, but does not run it).",
     ),
-    out: Path = typer.Option(None, help="Output folder of the feature analysis (default RUN/report)."),
+    out: Path = typer.Option(None, help=with_default("Output folder of the feature analysis.", "RUN/report")),
     images: int = typer.Option(256, help="Validation images for the path similarity matrices."),
     archs: int = typer.Option(50, help="Random architectures per path limit m for the one-shot histograms."),
     calibrate: str = typer.Option("exact", help=CALIBRATE_HELP),
-    calib_size: int = typer.Option(2048),
-    seed: int = typer.Option(0),
-    device: str = typer.Option("cpu"),
+    calib_size: int = typer.Option(2048, help=CALIB_SIZE_HELP),
+    seed: int = typer.Option(0, help="Seed of the images and architectures drawn."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    run_alias: Path = typer.Option(None, "--run", help=RUN_ALIAS_HELP),
 ) -> None:
     """Feature analysis: path similarity, Shadow BN statistics, one-shot accuracy per m (JSON + PNG);
     with --html, the run's page instead."""
+    from mixpath.reporting import run_report, write_html_report
+
+    run = run_folder(run, run_alias)
     if html:
         typer.echo(f"written {write_html_report(run)}")
         return

@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import typer
 
-from mixpath import distributed
-from mixpath.cli import app
+from mixpath.cli import Command, app
+from mixpath.cli.options import (
+    DATA_DIR_HELP,
+    DATA_HELP,
+    DEVICE_HELP,
+    JSON_HELP,
+    RUN_ALIAS_HELP,
+    TRAIN,
+    given,
+    run_folder,
+    with_default,
+)
+from mixpath.cli.printing import echo_json, echo_lines, supernet_pairs
 from mixpath.errors import MixPathError
-from mixpath.spaces import list_spaces
-from mixpath.training import TrainConfig, train_supernet
 
 
-@app.command()
-def spaces(m: list[int] = typer.Option([1, 4], "--m", help="Path limits to count architectures for.")) -> None:
+@app.command(cls=Command)
+def spaces(m: list[int] = typer.Option([1, 4], "--m", help="Path limits (paths per layer) to count for.")) -> None:
     """List the registered search spaces with their sizes (number of architectures for each m)."""
+    from mixpath.spaces import list_spaces
+
     header = "space".ljust(24) + "layers  " + "".join(f"{'m=' + str(k):>12}" for k in m) + "  description"
     typer.echo(header)
     for space in list_spaces():
@@ -23,63 +35,101 @@ def spaces(m: list[int] = typer.Option([1, 4], "--m", help="Path limits to count
         typer.echo(f"{space.name:<24}{space.n_layers:>6}  {sizes}  {space.description}")
 
 
-@app.command()
+@app.command(cls=Command)
 def train(
-    run: Path = typer.Option(None, "--run", help="Run folder (default runs/SPACE-STRATEGY-mM-POLICY-sSEED)."),
-    space: str = typer.Option("fmnist-s1", help="Search space (see `mixpath spaces`)."),
-    data: str = typer.Option("fashion-mnist", help="Dataset: fashion-mnist, digits or cifar10."),
-    data_dir: str = typer.Option(None, help="Folder holding the dataset files (default: standard places)."),
-    strategy: str = typer.Option("mixpath", help="Training strategy: mixpath, spos or fairnas."),
-    m: int = typer.Option(None, help="Most paths per layer (default 4 for mixpath, 1 for spos and fairnas)."),
-    bn_policy: str = typer.Option("shadow", help="BN after summed paths: shadow, shared, exponential or scaled."),
-    epochs: int = typer.Option(1),
-    batch_size: int = typer.Option(96),
-    lr: float = typer.Option(0.025),
-    warmup_epochs: float = typer.Option(0.0, help="Linear learning-rate warm-up over this many epochs."),
-    weight_decay: float = typer.Option(3e-4),
-    grad_clip: float = typer.Option(5.0),
-    label_smoothing: float = typer.Option(0.0),
-    seed: int = typer.Option(0),
-    train_subset: int = typer.Option(None, help="Train on only this many training images (fast experiments)."),
-    checkpoint_every: int = typer.Option(0, help="Also checkpoint every N steps within an epoch."),
-    amp: str = typer.Option("off", help="Mixed precision: off, bf16 or fp16 (fp16 needs CUDA)."),
-    micro_batches: int = typer.Option(1, help="Split each (per-process) batch into this many BN batches."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --run with its saved settings."),
+    run: Path = typer.Argument(
+        None, metavar="RUN", help=with_default("Run folder to write.", "runs/SPACE-STRATEGY-mM-POLICY-sSEED")
+    ),
+    space: str = typer.Option(None, help=with_default("Search space (see `mixpath spaces`).", TRAIN["space"])),
+    data: str = typer.Option(None, help=with_default(DATA_HELP, TRAIN["data"])),
+    data_dir: str = typer.Option(None, help=DATA_DIR_HELP),
+    strategy: str = typer.Option(
+        None, help=with_default("Training strategy: mixpath, spos or fairnas.", TRAIN["strategy"])
+    ),
+    m: int = typer.Option(
+        None, help=with_default("Most paths per layer.", f"{TRAIN['m']} for mixpath, 1 for spos and fairnas")
+    ),
+    bn_policy: str = typer.Option(
+        None, help=with_default("BN after summed paths: shadow, shared, exponential or scaled.", TRAIN["bn_policy"])
+    ),
+    epochs: int = typer.Option(None, help=with_default("Passes over the training split.", TRAIN["epochs"])),
+    batch_size: int = typer.Option(
+        None, help=with_default("Images per optimizer step, over all processes.", TRAIN["batch_size"])
+    ),
+    lr: float = typer.Option(None, help=with_default("Peak learning rate of SGD (cosine schedule to 0).", TRAIN["lr"])),
+    warmup_epochs: float = typer.Option(
+        None, help=with_default("Linear learning-rate warm-up, in epochs (fractions allowed).", TRAIN["warmup_epochs"])
+    ),
+    weight_decay: float = typer.Option(
+        None, help=with_default("L2 weight decay of the trained paths, per step.", TRAIN["weight_decay"])
+    ),
+    grad_clip: float = typer.Option(
+        None, help=with_default("Clip the gradient's L2 norm to this (0: no clipping).", TRAIN["grad_clip"])
+    ),
+    label_smoothing: float = typer.Option(
+        None, help=with_default("Label smoothing of the cross-entropy, 0 to 1.", TRAIN["label_smoothing"])
+    ),
+    seed: int = typer.Option(
+        None, help=with_default("Seed of initialisation, data order, augmentation, paths and split.", TRAIN["seed"])
+    ),
+    train_subset: int = typer.Option(None, help=with_default("Train on only this many training images.", "all")),
+    checkpoint_every: int = typer.Option(
+        None, help=with_default("Also checkpoint every N steps (0: at epoch ends only).", TRAIN["checkpoint_every"])
+    ),
+    amp: str = typer.Option(
+        None, help=with_default("Mixed precision: off, bf16 or fp16 (fp16 needs CUDA).", TRAIN["amp"])
+    ),
+    micro_batches: int = typer.Option(
+        None, help=with_default("Split each process's batch into this many BN batches.", TRAIN["micro_batches"])
+    ),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in RUN with its saved settings."),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
+    run_alias: Path = typer.Option(None, "--run", help=RUN_ALIAS_HELP),
 ) -> None:
-    """Train a one-shot supernet."""
-    m = m if m is not None else (4 if strategy == "mixpath" else 1)
-    if run is None:
-        if resume:
-            raise MixPathError("--resume needs the --run folder to continue")
-        run = Path("runs") / f"{space}-{strategy}-m{m}-{bn_policy}-s{seed}"
+    """Train a one-shot supernet; warns when its sampled subnets end near chance accuracy."""
+    from mixpath import distributed
+    from mixpath.training import TrainConfig, train_supernet
+    from mixpath.training.chance import untrained_warning
+
+    run = run_folder(run, run_alias, required=False)
     config = None
-    if not resume:
+    if resume:
+        if run is None:
+            raise MixPathError("--resume needs the run folder to continue: mixpath train RUN --resume")
+    else:
         config = TrainConfig(
-            space=space,
-            data=data,
-            data_dir=data_dir,
-            strategy=strategy,
-            m=m,
-            bn_policy=bn_policy,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            warmup_epochs=warmup_epochs,
-            weight_decay=weight_decay,
-            grad_clip=grad_clip,
-            label_smoothing=label_smoothing,
-            seed=seed,
-            train_subset=train_subset,
-            checkpoint_every=checkpoint_every,
-            amp=amp,
-            micro_batches=micro_batches,
+            **given(
+                space=space,
+                data=data,
+                data_dir=data_dir,
+                strategy=strategy,
+                m=m,
+                bn_policy=bn_policy,
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=lr,
+                warmup_epochs=warmup_epochs,
+                weight_decay=weight_decay,
+                grad_clip=grad_clip,
+                label_smoothing=label_smoothing,
+                seed=seed,
+                train_subset=train_subset,
+                checkpoint_every=checkpoint_every,
+                amp=amp,
+                micro_batches=micro_batches,
+            )
         )
+        if m is None and config.strategy != "mixpath":
+            config = dataclasses.replace(config, m=1)  # single-path strategies train one path per layer
+        run = run or Path("runs") / f"{config.space}-{config.strategy}-m{config.m}-{config.bn_policy}-s{config.seed}"
     result = train_supernet(config, run, resume=resume, device=device)
     if not distributed.is_main():
         return
-    last = result.last
-    typer.echo(
-        f"trained {run}: epoch {last.get('epoch')}, train loss {last.get('train_loss')}, "
-        f"val acc of sampled archs {last.get('val_acc_sampled')}%, {last.get('images_per_s')} img/s"
-    )
+    warning = untrained_warning(run)
+    if warning is not None:
+        typer.echo(f"warning: {warning}", err=True)
+    if json_output:
+        echo_json({"run": str(run), **result.last})
+    else:
+        echo_lines([("run", str(run)), *supernet_pairs(result.last)])

@@ -3,7 +3,7 @@ folders (ImageNet layout) streamed from disk."""
 
 from mixpath.data.augment import AugmentConfig, augment_batch
 from mixpath.data.batches import iterate_batches
-from mixpath.data.datasets import Dataset, dataset_names, load_dataset
+from mixpath.data.datasets import Dataset, class_count, dataset_names, load_dataset
 from mixpath.data.idx import read_idx
 from mixpath.data.imagefolder import (
     ImageFolder,
@@ -22,6 +22,7 @@ __all__ = [
     "ImageFolderSplits",
     "ImageTransform",
     "augment_batch",
+    "class_count",
     "dataset_names",
     "image_loader",
     "iterate_batches",

@@ -60,17 +60,27 @@ class Dataset:
 class _Source:
     read: Callable[[str | Path | None], RawImages]
     augment: AugmentConfig
+    num_classes: int
 
 
 _SOURCES: dict[str, _Source] = {
-    fashion_mnist.NAME: _Source(fashion_mnist.load_fashion_mnist, fashion_mnist.AUGMENT),
-    digits.NAME: _Source(lambda root: digits.load_digits_images(), digits.AUGMENT),
-    cifar.NAME: _Source(cifar.load_cifar10, cifar.AUGMENT),
+    fashion_mnist.NAME: _Source(
+        fashion_mnist.load_fashion_mnist, fashion_mnist.AUGMENT, len(fashion_mnist.CLASS_NAMES)
+    ),
+    digits.NAME: _Source(lambda root: digits.load_digits_images(), digits.AUGMENT, digits.NUM_CLASSES),
+    cifar.NAME: _Source(cifar.load_cifar10, cifar.AUGMENT, cifar.NUM_CLASSES),
 }
 
 
 def dataset_names() -> list[str]:
     return list(_SOURCES)
+
+
+def class_count(name: str) -> int:
+    """How many classes dataset ``name`` has, without reading it (chance accuracy is 100 / this)."""
+    if name not in _SOURCES:
+        raise MixPathError(f"unknown dataset {name!r}; known datasets: {', '.join(dataset_names())}")
+    return _SOURCES[name].num_classes
 
 
 def load_dataset(

@@ -10,6 +10,7 @@ from mixpath.data.splits import split_indices
 from mixpath.errors import MixPathError
 
 NAME = "digits"
+NUM_CLASSES = 10
 TEST_FRACTION = 0.2
 TEST_SEED = 0  # fixed, not the run's split_seed: the test set is the same for every run
 # Off: 8 x 8 digits have no pixels to spare for crops, and a mirrored 2 or 5 is another symbol.
@@ -31,6 +32,6 @@ def load_digits_images() -> RawImages:
         train_y=labels[train],
         test_x=images[test],
         test_y=labels[test],
-        class_names=tuple(str(d) for d in range(10)),
+        class_names=tuple(str(d) for d in range(NUM_CLASSES)),
         max_value=16.0,
     )

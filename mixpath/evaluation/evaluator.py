@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +106,9 @@ class SupernetEvaluator:
     ``fold_bn``: validate the architecture as an extracted stand-alone model with its calibrated BNs
     folded into its convolutions (``mixpath.supernet.folding``; same scores up to float rounding, faster),
     for supernets that can ``extract`` one; else the supernet itself runs the validation pass.
+
+    ``on_scored``: None, or a function called with each architecture as soon as its metrics are known
+    (``mixpath.search.evaluator``): a search sets it to move its progress bar per architecture.
     """
 
     def __init__(
@@ -144,6 +147,7 @@ class SupernetEvaluator:
         self.seconds = {"calibration": 0.0, "validation": 0.0}
         self.scored = 0
         self.cache = EvalCache(cache_path, self.cache_key()) if cache_path is not None else None
+        self.on_scored: Callable[[Architecture], None] | None = None
 
     def cache_key(self) -> str:
         """A fingerprint of what a score depends on: weights (and, without calibration, the trained BN
@@ -172,6 +176,8 @@ class SupernetEvaluator:
                 if self.cache is not None:
                     self.cache.put(text, metrics)
             results.append({**metrics, **self.cost_model(arch)})
+            if self.on_scored is not None:
+                self.on_scored(arch)
         return results
 
     def _score(self, arch: Architecture) -> dict[str, float]:

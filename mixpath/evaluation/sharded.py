@@ -15,7 +15,7 @@ to sit together) over the ranks. With one process this wrapper calls the wrapped
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from mixpath import distributed
@@ -39,6 +39,17 @@ class ShardedEvaluator:
             raise MixPathError(f"{type(inner).__name__} is not an evaluator: it needs evaluate(archs)")
         self.inner = inner
         distributed.setup()
+
+    @property
+    def on_scored(self) -> Callable[[Architecture], None] | None:
+        """The wrapped evaluator's per-architecture hook (``mixpath.search.evaluator``); each rank reports
+        the architectures of its own share."""
+        return getattr(self.inner, "on_scored", None)
+
+    @on_scored.setter
+    def on_scored(self, hook: Callable[[Architecture], None] | None) -> None:
+        if hasattr(self.inner, "on_scored"):
+            self.inner.on_scored = hook
 
     def evaluate(self, archs: Sequence[Architecture]) -> list[dict[str, float]]:
         world, rank = distributed.world_size(), distributed.rank()

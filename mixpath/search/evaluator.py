@@ -17,6 +17,11 @@ candidate over a cost limit is then rejected without ever reaching ``evaluate``;
 constraints are judged on the metrics ``evaluate`` returns, so infeasible candidates cost an
 evaluation and are kept as infeasible. When both give a metric, the evaluator's value is recorded.
 ``evaluate`` receives a whole generation at once, so an implementation may batch or shard it.
+
+A generation of supernet scores takes minutes, so an evaluator that scores one architecture after another
+may have an ``on_scored`` attribute (None, or a function it calls with each architecture once its metrics
+are known; ``SupernetEvaluator`` has one). The search sets it for each ``evaluate`` call, and its progress
+bar then moves per architecture instead of per generation; what is evaluated does not change.
 """
 
 from __future__ import annotations

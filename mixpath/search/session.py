@@ -6,9 +6,10 @@ A searcher only proposes architectures and decides what survives; the session
   model is given, within the cost constraints; a proposal over a cost limit is rejected *before* the
   evaluator sees it and remembered so it is not proposed again;
 - scores them (``evaluate``) with one ``evaluator.evaluate`` call per batch, never twice the same
-  architecture, and never more than ``config.budget`` in total;
+  architecture, and never more than ``config.budget`` in total; the progress bar moves per architecture
+  when the evaluator reports each (its ``on_scored`` hook, ``mixpath.search.evaluator``), else per batch;
 - closes a generation (``end_generation``): hypervolume of the front of everything evaluated so far,
-  a log line, the progress bar, and the state file ``search_state.json`` written atomically with the
+  a log line, the progress bar's figures, and the state file ``search_state.json`` written atomically with the
   searcher's own state (random generators, population) so ``resume=True`` continues exactly.
 
 Hypervolume reference point, per objective, the first that applies: ``config.reference``; the constraint
@@ -155,7 +156,7 @@ class SearchSession:
                 pending_costs.append(costs)
         if not pending:
             return out
-        scored = self.evaluator.evaluate(list(pending))
+        scored = self._score(list(pending))
         if len(scored) != len(pending):
             raise MixPathError(f"the evaluator returned {len(scored)} results for {len(pending)} architectures")
         for (arch, indices), costs, metrics in zip(pending.items(), pending_costs, scored, strict=True):
@@ -167,7 +168,18 @@ class SearchSession:
             self._by_arch[arch] = record
             for i in indices:
                 out[i] = record
+        self._bar.update(min(len(self.records), self.config.budget) - self._bar.n)
         return out
+
+    def _score(self, archs: list[Architecture]) -> list[dict[str, float]]:
+        """One evaluator call, with the evaluator's ``on_scored`` hook (when it has one) moving the bar."""
+        if not hasattr(self.evaluator, "on_scored"):
+            return self.evaluator.evaluate(archs)
+        self.evaluator.on_scored = lambda arch: self._bar.update()
+        try:
+            return self.evaluator.evaluate(archs)
+        finally:
+            self.evaluator.on_scored = None
 
     def end_generation(self, algorithm_state: dict[str, Any]) -> None:
         """Close a generation: history entry, log line, progress bar, state file."""
@@ -195,7 +207,6 @@ class SearchSession:
             entry["front_size"],
             entry["hypervolume"],
         )
-        self._bar.update(min(len(self.records), self.config.budget) - self._bar.n)
         self._bar.set_postfix(gen=entry["generation"], hv=f"{entry['hypervolume']:.4g}")
         if self.state_path is not None:
             write_json(self.state_path, self._state(), indent=None)

@@ -1,0 +1,43 @@
+"""How big each stage of ``mixpath pipeline`` is, by default and with ``--quick``.
+
+Apart from ``mixpath.pipeline`` because the command's help quotes these numbers: this module imports
+nothing heavy, so ``mixpath pipeline --help`` does not wait seconds for torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+RETRAIN_EPOCHS = 2
+"""Epochs of the pipeline's retraining recipe. The default pipeline (supernet, search, and four models
+retrained on the whole training split) must stay within 12 minutes on 2 idle cores; raise it only with
+a measurement of the whole pipeline that shows it still does."""
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How big each stage is: what ``--quick`` changes. ``epochs=None`` keeps ``TrainConfig``'s supernet
+    epochs; a subset of None is the whole training split."""
+
+    epochs: int | None = None
+    """Supernet epochs."""
+    train_subset: int | None = None
+    """Images the supernet trains on."""
+    budget: int = 80
+    """Architectures the search scores."""
+    population: int = 16
+    """Architectures per search generation."""
+    calib_size: int = 2048
+    """Training images each score calibrates the BNs with."""
+    retrain_epochs: int = RETRAIN_EPOCHS
+    """Epochs of every retraining."""
+    retrain_subset: int | None = None
+    """Images every retraining trains on."""
+
+
+FULL = Scale()
+QUICK = Scale(
+    epochs=1, train_subset=1000, budget=12, population=6, calib_size=256, retrain_epochs=1, retrain_subset=1000
+)
+"""A smoke run and the tests' setting: seconds on ``tiny``/digits, about a minute on fmnist-s1/Fashion-MNIST.
+Its accuracies mean nothing; it shows every stage runs and writes its files."""
