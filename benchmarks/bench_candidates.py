@@ -32,7 +32,7 @@ from bench_training import peak_rss_mb, rss_mb  # noqa: E402
 from reference_supernet import ReferenceSupernet, spos_evaluate  # noqa: E402
 
 from mixpath.data import load_dataset  # noqa: E402
-from mixpath.evaluation import SupernetEvaluator, calibration_images  # noqa: E402
+from mixpath.evaluation import CalibrationSettings, SupernetEvaluator, calibration_images  # noqa: E402
 from mixpath.spaces import get_space  # noqa: E402
 from mixpath.supernet import build_supernet  # noqa: E402
 
@@ -57,11 +57,10 @@ def measure(impl: str, archs: int = 3, seed: int = 0) -> dict:
             spos_evaluate(model, arch, calib, dataset.val_x, dataset.val_y)
 
     else:
-        calibration = "ema" if impl == "mixpath-ema" else "exact"
         evaluator = SupernetEvaluator(
             build_supernet(space, M),
             dataset,
-            calibration=calibration,
+            calibration=CalibrationSettings("ema" if impl == "mixpath-ema" else "exact"),
             cost_model=lambda arch: {},
             fold_bn=impl != "mixpath-unfolded",
         )

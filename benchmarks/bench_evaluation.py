@@ -28,7 +28,14 @@ import torch
 from scipy.stats import kendalltau
 
 from mixpath.data import load_dataset
-from mixpath.evaluation import CostModel, SupernetEvaluator, build_latency_table, layer_choices, measure_latency
+from mixpath.evaluation import (
+    CalibrationSettings,
+    CostModel,
+    SupernetEvaluator,
+    build_latency_table,
+    layer_choices,
+    measure_latency,
+)
 from mixpath.spaces import Architecture, get_space
 from mixpath.supernet import build_standalone, build_supernet
 
@@ -41,8 +48,13 @@ def throughput(supernet, dataset, archs: list[Architecture], ema_batches: int) -
         "| calibration share |",
         "|---|---|---|---|---|---|",
     ]
-    for mode, settings in (("exact", {}), ("ema", {"calib_batches": ema_batches}), ("none", {})):
-        evaluator = SupernetEvaluator(supernet, dataset, calibration=mode, **settings)
+    for calibration in (
+        CalibrationSettings("exact"),
+        CalibrationSettings("ema", batches=ema_batches),
+        CalibrationSettings("none"),
+    ):
+        mode = calibration.mode
+        evaluator = SupernetEvaluator(supernet, dataset, calibration=calibration)
         started = time.perf_counter()
         evaluator.evaluate(archs)
         elapsed = time.perf_counter() - started

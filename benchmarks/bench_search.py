@@ -20,13 +20,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from mixpath.search import CostModel, Evaluator, SearchConfig, SearchResult, make_searcher
+from mixpath.search import CostFunction, Evaluator, SearchConfig, SearchResult, make_searcher
 from mixpath.search.objectives import MAXIMISED
 from mixpath.search.synthetic import SyntheticEvaluator
 from mixpath.spaces import SearchSpace, get_space
 
 ALGORITHMS = ("nsga2", "evolution", "random")
-Problem = Callable[[], tuple[Evaluator, CostModel | None]]
+Problem = Callable[[], tuple[Evaluator, CostFunction | None]]
 
 
 def compare(
@@ -91,12 +91,13 @@ def _pairs(text: str | None) -> dict[str, float]:
 def _run_problem(run_dir: Path, calibration: str) -> tuple[SearchSpace, int, Problem]:
     """The supernet evaluator of a training run; its score cache is shared by every run of the comparison
     (an architecture two runs both propose is scored once; each run still counts it in its budget)."""
+    from mixpath.evaluation import CalibrationSettings
     from mixpath.training import load_run
-    from mixpath.workflow import EvalSettings, cost_model_for, supernet_evaluator
+    from mixpath.workflow import cost_model_for, supernet_evaluator
 
     run = load_run(run_dir)
     costs = cost_model_for(run, with_latency=False)
-    evaluator = supernet_evaluator(run, EvalSettings(calibration=calibration), costs)
+    evaluator = supernet_evaluator(run, CalibrationSettings(calibration), costs)
     return run.space, run.config.m, lambda: (evaluator, costs)
 
 
@@ -122,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     else:
         space, m = get_space(args.space), args.m
 
-        def build() -> tuple[Evaluator, CostModel | None]:
+        def build() -> tuple[Evaluator, CostFunction | None]:
             evaluator = SyntheticEvaluator(space, m, seed=args.problem_seed)
             return evaluator, evaluator.costs
 

@@ -37,9 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from reference_supernet import ReferenceSupernet  # noqa: E402
 
+from mixpath.kernels import fused_branches  # noqa: E402
 from mixpath.spaces import Architecture, LayerChoice, get_space  # noqa: E402
 from mixpath.supernet import MBConvSupernet  # noqa: E402
-from mixpath.supernet.branch_sum import fused_branches  # noqa: E402
 from mixpath.training.seeding import step_rng  # noqa: E402
 
 IMPLS = ("mixpath", "reference")

@@ -13,7 +13,7 @@ the fmnist-s1 speed-up on reference and mixpath steps alternating in one process
 allocator (``--against-reference``; conservative: mixpath loses tcmalloc there).
 
 Environments: every process, reference and mixpath alike, gets the OpenMP waiting that mixpath's CLI
-would choose at the suite's start (``mixpath.allocator.openmp_wait_env``: a short spin on idle cores,
+would choose at the suite's start (``mixpath.kernels.runtime.openmp_wait_env``: a short spin on idle cores,
 ``OMP_WAIT_POLICY=PASSIVE`` on busy ones, where spinning threads stall for scheduler time slices and the
 numbers say more about the load than the code); it is printed with the table. The reference runs with the
 system allocator; mixpath with what its CLI loads (tcmalloc or jemalloc when installed). The ablation rows
@@ -35,9 +35,9 @@ from pathlib import Path
 
 import torch
 
-from mixpath.allocator import SWITCH, find_allocator, openmp_wait_here
 from mixpath.io import write_json, write_text
-from mixpath.supernet import cpu_kernels
+from mixpath.kernels import cpu
+from mixpath.kernels.runtime import SWITCH, find_allocator, openmp_wait_here
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -161,7 +161,7 @@ ABLATIONS = {
         [],
         {"allocator": True, "openmp_wait": {"OMP_WAIT_POLICY": "PASSIVE"}},
     ),
-    "no compiled CPU kernels (MIXPATH_CPU_KERNELS=0)": ([], {"allocator": True, cpu_kernels.SWITCH: "0"}),
+    "no compiled CPU kernels (MIXPATH_CPU_KERNELS=0)": ([], {"allocator": True, cpu.SWITCH: "0"}),
     "no fused branches (so no kernels either)": (["--plain"], {"allocator": True}),
     "NCHW, plain branches, system malloc": (["--nchw", "--plain"], {"allocator": False}),
 }
@@ -307,7 +307,7 @@ def main() -> None:
     args = parser.parse_args()
     reps = args.reps or (1 if args.quick else 2)
     started, load_before = time.perf_counter(), os.getloadavg()
-    cpu_kernels.available()  # compile once, outside every timed process
+    cpu.available()  # compile once, outside every timed process
     print("training ...", file=sys.stderr)
     train = training(args.quick, reps)
     print("against the reference in one process ...", file=sys.stderr)

@@ -27,13 +27,13 @@ from pathlib import Path
 import torch
 
 from mixpath.data import load_dataset
+from mixpath.evaluation import CalibrationSettings
 from mixpath.io import write_json, write_text
 from mixpath.ranking import GroundTruthFile, build_ground_truth, load_ground_truth, stratified_sample
 from mixpath.ranking.rank import estimate_of, rank_scores
 from mixpath.ranking.scoring import supernet_scores
 from mixpath.spaces import get_space
-from mixpath.training import TrainConfig, train_supernet
-from mixpath.training.standalone import Recipe
+from mixpath.training import Recipe, TrainConfig, train_supernet
 
 ROOT = Path(__file__).resolve().parent
 RUNS = ROOT / "runs" / "ablation"
@@ -55,7 +55,7 @@ PROTOCOL = {
     # single-path forward/backward passes as 80 epochs of spos or mixpath (80 epochs took ~90 min here)
     "supernet_seed": 0,
     "gt_archs": 32,  # stratified: 8 single-path, 8 per mean-path-count bin (1,2], (2,3], (3,4]
-    "gt_epochs": 30,  # batch 96, lr 0.05, SGD + cosine (mixpath.training.standalone.Recipe defaults)
+    "gt_epochs": 30,  # batch 96, lr 0.05, SGD + cosine (mixpath.training.Recipe defaults)
     "gt_seed": 0,
     "noise_seed": 1,
     "noise_every": 4,  # the noise-floor set: every 4th ground-truth arch (2 per path-count bin), 8 archs
@@ -172,7 +172,7 @@ def stage_supernets(names: list[str]) -> None:
         started = time.perf_counter()
         result = train_supernet(train_config(name), run_dir, resume=(run_dir / "config.json").exists(), progress=False)
         scores = {
-            mode: supernet_scores(run_dir, archs, calibration=mode, calib_size=PROTOCOL["calib_size"])
+            mode: supernet_scores(run_dir, archs, calibration=CalibrationSettings(mode, size=PROTOCOL["calib_size"]))
             for mode in PROTOCOL["calibrations"]
         }
         write_json(
@@ -316,7 +316,8 @@ def write_ablation_markdown(results: dict) -> None:
 def stage_report() -> None:
     from mixpath.reporting import run_report
 
-    run_report(RUNS / "shadow", RESULTS / "ablation_report", n_archs=30, calib_size=PROTOCOL["calib_size"])
+    calibration = CalibrationSettings(size=PROTOCOL["calib_size"])
+    run_report(RUNS / "shadow", RESULTS / "ablation_report", n_archs=30, calibration=calibration)
 
 
 def main(argv: list[str]) -> None:

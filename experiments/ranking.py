@@ -34,6 +34,7 @@ import tomllib
 import torch
 
 from mixpath.data import load_dataset
+from mixpath.evaluation import CalibrationSettings
 from mixpath.io import write_json, write_text
 from mixpath.ranking import GroundTruthFile, build_ground_truth, stratified_sample
 from mixpath.ranking.groundtruth import GroundTruthRow
@@ -41,9 +42,8 @@ from mixpath.ranking.metrics import batched_kendall_tau, estimate
 from mixpath.ranking.metrics import kendall_tau as tau_of
 from mixpath.ranking.scoring import supernet_scores
 from mixpath.spaces import get_space
-from mixpath.training import TrainConfig, train_supernet
+from mixpath.training import Recipe, TrainConfig, train_supernet
 from mixpath.training.checkpoint import load_checkpoint
-from mixpath.training.standalone import Recipe
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_PROTOCOL = ROOT / "protocols" / "fmnist-s1-ranking-2026-12-02.toml"
@@ -228,9 +228,8 @@ def score_snapshot(study: Study, label: str, snapshot: Path, epoch: int, images_
     scores, seconds = {}, {}
     for mode in sc["calibrations"]:
         started = time.perf_counter()
-        scores[mode] = supernet_scores(
-            snapshot, study.archs(), calibration=mode, calib_size=sc["calib_size"], calib_batches=sc["calib_batches"]
-        )
+        calibration = CalibrationSettings(mode, size=sc["calib_size"], batches=sc["calib_batches"])
+        scores[mode] = supernet_scores(snapshot, study.archs(), calibration=calibration)
         seconds[mode] = round(time.perf_counter() - started, 1)
     metrics = (snapshot / "metrics.csv").read_text().splitlines()
     header = metrics[0].split(",")

@@ -12,6 +12,7 @@ layer (``mixpath.evaluation.costs``): per-layer terms are read off as difference
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import statistics
@@ -39,7 +40,7 @@ def uniform_smallest(space: SearchSpace, cost: CostModel) -> Architecture:
     reference = reference_architecture(space)
     return Architecture(
         tuple(
-            min(layer_choices(spec, 1), key=lambda choice, i=i: _layer_counts(cost, reference, i, choice))
+            min(layer_choices(spec, 1), key=functools.partial(_layer_counts, cost, reference, i))
             for i, spec in enumerate(space.layers)
         )
     )

@@ -14,7 +14,7 @@ what every file expects:
   against PyTorch with onnxruntime before it is written.
 - ``model.json``: input shape, pixel range, mean, std, class names, metrics, and which file is which.
 
-Export runs the network in eval mode, where ``mixpath.supernet.branch_sum`` takes its plain-module path: the
+Export runs the network in eval mode, where ``mixpath.kernels`` takes its plain-module path: the
 fused autograd functions and compiled kernels serve training only, so the traced graph holds aten ops alone.
 """
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -74,6 +74,9 @@ class Preprocessing:
 class PixelModel(nn.Module):
     """``network((pixels - mean) / std)``: takes raw pixels in [0, 1], N x C x H x W float32. Mean and std are
     buffers, so an exported program or ONNX model carries them; the ops are the ones ``mixpath.data`` uses."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, network: nn.Module, preprocessing: Preprocessing):
         super().__init__()
@@ -195,7 +198,10 @@ def _to_onnx(
     onnx_program = torch.onnx.export(
         program, dynamo=True, verbose=False, input_names=["pixels"], output_names=["logits"]
     )
-    onnx_program.rename_axes({onnx_program.model.graph.inputs[0].shape[0]: "batch"})
+    if onnx_program is None:  # only the legacy exporter (dynamo=False) returns none
+        raise MixPathError("torch.onnx.export returned no ONNX program")
+    batch_axis: Any = cast(Any, onnx_program.model.graph.inputs[0].shape)[0]  # the symbolic batch dimension
+    onnx_program.rename_axes({batch_axis: "batch"})
     onnx_bytes = onnx_program.model_proto.SerializeToString()
     pixels = torch.rand(4, *input_shape, generator=torch.Generator().manual_seed(0))
     session = onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])

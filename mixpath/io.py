@@ -1,10 +1,17 @@
-"""Atomic files: a write either lands whole or not at all, so a killed run never leaves a torn file."""
+"""Durable files: a write lands whole or not at all, so a killed run never leaves a torn file behind.
+
+Whole files (results, state, checkpoints) are replaced atomically (``atomic_write``). Files that grow one
+record at a time (the evaluation cache, the ground-truth CSV) are appended one line at a time
+(``append_line``), and one rule holds for them: a last line without its newline is a torn write, from a
+process killed mid-append, and is dropped (``read_lines`` leaves it out; the next append cuts it off).
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -12,6 +19,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from mixpath.errors import MixPathError
+
+log = logging.getLogger(__name__)
 
 
 def _umask() -> int:
@@ -38,6 +47,39 @@ def atomic_write(path: Path | str, write: Callable[[IO[bytes]], object]) -> None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def append_line(path: Path | str, line: str, header: str | None = None) -> None:
+    """Append ``line`` and its newline to ``path``, flushed and fsynced: once this returns, the line survives a
+    crash. A torn last line (no newline) is cut off first, so it never glues onto this one; ``header`` is
+    written first when the file is new or empty."""
+    if "\n" in line or (header is not None and "\n" in header):
+        raise ValueError("append_line appends one line: no newline inside it")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+b") as handle:  # writes go to the end, whatever the position
+        size = handle.seek(0, os.SEEK_END)
+        if size:
+            handle.seek(size - 1)
+            if handle.read(1) != b"\n":
+                handle.seek(0)
+                size = handle.read().rfind(b"\n") + 1
+                log.warning("%s: cutting off a torn last line (a writer killed mid-line)", path)
+                handle.truncate(size)
+        text = line + "\n" if size or header is None else header + "\n" + line + "\n"
+        handle.write(text.encode())
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_lines(path: Path | str) -> list[str]:
+    """The complete lines of a file written by ``append_line``, without their newlines; a torn last line is
+    left out (the file is not changed) and a missing file has none."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    return text.split("\n")[:-1]
 
 
 def write_text(path: Path | str, text: str) -> None:

@@ -51,18 +51,17 @@ from mixpath.baselines import (
 )
 from mixpath.data import load_dataset
 from mixpath.errors import MixPathError
-from mixpath.evaluation import CostModel
+from mixpath.evaluation import CalibrationSettings, CostModel
 from mixpath.io import read_json, write_csv, write_json
 from mixpath.pipeline_scale import FULL, RETRAIN_EPOCHS
 from mixpath.reporting.html import EXPORT_DIR, REPORT_FILE, RETRAIN_DIR, RETRAINED_FILE, write_html_report
 from mixpath.retraining import RESULT_FILE, RetrainEntry, format_table, retrain_architectures
 from mixpath.search import EvaluatedArch, SearchConfig
 from mixpath.spaces import get_space
-from mixpath.training import Run, TrainConfig, load_run, train_supernet
+from mixpath.training import Recipe, Run, TrainConfig, load_run, train_supernet
 from mixpath.training.chance import untrained_warning
-from mixpath.training.standalone import Recipe
 from mixpath.training.trainer import CONFIG_FILE
-from mixpath.workflow import EvalSettings, choose_under_budget, export_retrained, search_supernet, supernet_evaluator
+from mixpath.workflow import choose_under_budget, export_retrained, search_supernet, supernet_evaluator
 
 log = logging.getLogger("mixpath.pipeline")
 
@@ -99,7 +98,7 @@ def run_pipeline(
     max_flops: float | None = None,
     retrain_subset: int | None = None,
     algo: str = "nsga2",
-    settings: EvalSettings = EvalSettings(),
+    calibration: CalibrationSettings = CalibrationSettings(),
     resume: bool = False,
     allow_untrained: bool = False,
     progress: bool = True,
@@ -139,12 +138,12 @@ def run_pipeline(
         log.warning("warning: %s", warning)
     constrained = dataclasses.replace(search_config, constraints={**search_config.constraints, "flops": budget})
     result, search_dir = search_supernet(
-        run_dir, algo, constrained, settings=settings, resume=resume, progress=progress, device=device
+        run_dir, algo, constrained, calibration=calibration, resume=resume, progress=progress, device=device
     )
     searched_at = time.perf_counter()
 
     run = load_run(run_dir, device)
-    entries = choose_contenders(run, result.front, budget, settings)
+    entries = choose_contenders(run, result.front, budget, calibration)
     chosen_at = time.perf_counter()
 
     dataset = load_dataset(
@@ -207,7 +206,10 @@ def run_pipeline(
 
 
 def choose_contenders(
-    run: Run, front: Sequence[EvaluatedArch], max_flops: float, settings: EvalSettings = EvalSettings()
+    run: Run,
+    front: Sequence[EvaluatedArch],
+    max_flops: float,
+    calibration: CalibrationSettings = CalibrationSettings(),
 ) -> list[RetrainEntry]:
     """The four architectures to retrain (``ROLES``, in order), each with its supernet score: the calibrated
     validation accuracy the search's evaluator gives it (the cache in the run folder answers for the found one),
@@ -220,7 +222,7 @@ def choose_contenders(
         "smallest": uniform_smallest(run.space, cost),
         "params": params_pick(run.space, run.config.m, max_flops, cost),
     }
-    scores = supernet_evaluator(run, settings, cost).evaluate(list(archs.values()))
+    scores = supernet_evaluator(run, calibration, cost).evaluate(list(archs.values()))
     return [
         RetrainEntry(role, arch, role=role, supernet_score=round(score["accuracy"], 3))
         for (role, arch), score in zip(archs.items(), scores, strict=True)

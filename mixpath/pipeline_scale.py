@@ -27,8 +27,8 @@ class Scale:
     """Architectures the search scores."""
     population: int = 16
     """Architectures per search generation."""
-    calib_size: int = 2048
-    """Training images each score calibrates the BNs with."""
+    calib_size: int | None = None
+    """Training images each score calibrates the BNs with (None: ``CalibrationSettings``' default)."""
     retrain_epochs: int = RETRAIN_EPOCHS
     """Epochs of every retraining."""
     retrain_subset: int | None = None

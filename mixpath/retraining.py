@@ -39,7 +39,8 @@ from mixpath.io import read_json, write_csv, write_json
 from mixpath.spaces import Architecture, SearchSpace, get_space
 from mixpath.supernet import build_standalone
 from mixpath.training.config import TrainConfig
-from mixpath.training.standalone import Recipe, init_seed, train_standalone
+from mixpath.training.recipe import Recipe
+from mixpath.training.standalone import init_seed, train_standalone
 
 log = logging.getLogger("mixpath.retrain")
 
@@ -342,7 +343,7 @@ def _claim_folder(folder: Path, settings: dict[str, Any]) -> None:
 
 def _flat(settings: Mapping[str, Any]) -> dict[str, Any]:
     """Nested settings as one level of dotted keys (``recipe.lr``), so a difference names the exact value."""
-    flat = {}
+    flat: dict[str, Any] = {}
     for key, value in settings.items():
         if isinstance(value, Mapping):
             flat |= {f"{key}.{inner}": item for inner, item in value.items()}

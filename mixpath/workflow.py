@@ -11,13 +11,21 @@ export_retrained("runs/x/retrain/found", "runs/x/export")           # or a model
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+from torch import nn
 
 from mixpath import distributed
 from mixpath.errors import MixPathError
-from mixpath.evaluation import CostModel, LatencyTable, SupernetEvaluator, build_latency_table, evaluate_standalone
+from mixpath.evaluation import (
+    CalibrationSettings,
+    CostModel,
+    LatencyTable,
+    SupernetEvaluator,
+    build_latency_table,
+    evaluate_standalone,
+)
 from mixpath.evaluation.sharded import ShardedEvaluator
 from mixpath.export import Preprocessing, export_model, load_exported, require_onnx
 from mixpath.io import read_json
@@ -26,15 +34,7 @@ from mixpath.spaces import Architecture
 from mixpath.training import Run, load_run
 
 LATENCY_FILE = "latency_table.json"
-
-
-@dataclass(frozen=True)
-class EvalSettings:
-    """How candidates are scored: BN post-calibration mode and sizes (see mixpath.evaluation)."""
-
-    calibration: str = "exact"
-    calib_size: int = 2048
-    calib_batches: int = 200
+CACHE_FILE = "eval_cache.jsonl"
 
 
 def cost_model_for(run: Run, with_latency: bool, progress: bool = False) -> CostModel:
@@ -50,25 +50,25 @@ def cost_model_for(run: Run, with_latency: bool, progress: bool = False) -> Cost
     return CostModel(run.space, latency=table)
 
 
-def supernet_evaluator(run: Run, settings: EvalSettings, cost_model: CostModel | None = None) -> SupernetEvaluator:
+def supernet_evaluator(
+    run: Run, calibration: CalibrationSettings, cost_model: CostModel | None = None
+) -> SupernetEvaluator:
+    """The run's evaluator, with its cache in the run folder (``eval_cache.jsonl``)."""
     return SupernetEvaluator(
-        run.supernet,
-        run.dataset,
-        calibration=settings.calibration,
-        calib_size=settings.calib_size,
-        calib_batches=settings.calib_batches,
-        cache_path=run.run_dir / "eval_cache.jsonl",
-        cost_model=cost_model,
+        run.supernet, run.dataset, calibration=calibration, cache_path=run.run_dir / CACHE_FILE, cost_model=cost_model
     )
 
 
 def evaluate_architecture(
-    run_dir: Path | str, arch_text: str, settings: EvalSettings = EvalSettings(), device: str = "auto"
+    run_dir: Path | str,
+    arch_text: str,
+    calibration: CalibrationSettings = CalibrationSettings(),
+    device: str = "auto",
 ) -> dict[str, Any]:
     """Score one architecture of a trained run: accuracy and loss on the validation split, FLOPs, params."""
     run = load_run(run_dir, device)
     arch = run.space.parse(arch_text, run.config.m)
-    metrics = supernet_evaluator(run, settings).evaluate([arch])[0]
+    metrics = supernet_evaluator(run, calibration).evaluate([arch])[0]
     return {"arch": run.space.format(arch), **metrics}
 
 
@@ -77,7 +77,7 @@ def search_supernet(
     algo: str,
     config: SearchConfig,
     *,
-    settings: EvalSettings = EvalSettings(),
+    calibration: CalibrationSettings = CalibrationSettings(),
     out_dir: Path | str | None = None,
     resume: bool = False,
     progress: bool = True,
@@ -92,7 +92,7 @@ def search_supernet(
     out = Path(out_dir) if out_dir is not None else run.run_dir / f"search-{algo}"
     wants_latency = "latency" in config.objectives or "latency" in config.constraints
     costs = cost_model_for(run, wants_latency, progress)
-    evaluator: Evaluator = supernet_evaluator(run, settings, costs)
+    evaluator: Evaluator = supernet_evaluator(run, calibration, costs)
     if distributed.world_size() > 1:
         evaluator = ShardedEvaluator(evaluator)
     result = make_searcher(algo).run(
@@ -133,7 +133,7 @@ def export_architecture(
     arch: Architecture | str,
     out_dir: Path | str,
     *,
-    settings: EvalSettings = EvalSettings(),
+    calibration: CalibrationSettings = CalibrationSettings(),
     export_program: bool = False,
     export_onnx: bool = False,
     device: str = "auto",
@@ -145,14 +145,8 @@ def export_architecture(
     run = load_run(run_dir, device)
     if isinstance(arch, str):
         arch = run.space.parse(arch, run.config.m)
-    model = run.supernet.extract(arch)
-    metrics = evaluate_standalone(
-        model,
-        run.dataset,
-        calibration=settings.calibration,
-        calib_size=settings.calib_size,
-        calib_batches=settings.calib_batches,
-    )
+    model: nn.Module = cast(Any, run.supernet).extract(arch)  # every family's supernet can extract
+    metrics = evaluate_standalone(model, run.dataset, calibration=calibration)
     metrics |= CostModel(run.space)(arch)
     paths = export_model(
         model,

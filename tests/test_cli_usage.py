@@ -14,11 +14,11 @@ import typer
 from typer.testing import CliRunner
 
 from mixpath.cli import app, register_commands
-from mixpath.cli.options import RECIPE, TRAIN
+from mixpath.cli.options import CALIBRATION, RECIPE, TRAIN
 from mixpath.errors import MixPathError
+from mixpath.evaluation import CalibrationSettings
 from mixpath.io import write_json
-from mixpath.training import TrainConfig, TrainResult
-from mixpath.training.standalone import Recipe
+from mixpath.training import Recipe, TrainConfig, TrainResult
 
 register_commands()
 RUN_COMMANDS = ("train", "evaluate", "search", "export", "retrain", "pipeline", "rank", "report")
@@ -113,7 +113,7 @@ def test_every_command_computes_where_auto_says():
     assert devices and set(devices.values()) == {"auto"}, devices
 
 
-@pytest.mark.parametrize(("shown", "cls"), [(TRAIN, TrainConfig), (RECIPE, Recipe)])
+@pytest.mark.parametrize(("shown", "cls"), [(TRAIN, TrainConfig), (RECIPE, Recipe), (CALIBRATION, CalibrationSettings)])
 def test_help_shows_the_dataclasses_own_defaults(shown, cls):
     defaults = {f.name: str(f.default) for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
     assert {name: shown[name] for name in defaults} == defaults

@@ -212,10 +212,10 @@ def test_sharded_search_returns_exactly_the_single_process_result(tmp_path):
 
 
 def _supernet_search_worker(rank: int, out: Path) -> None:
-    from mixpath.evaluation.evaluator import SupernetEvaluator
+    from mixpath.evaluation import CalibrationSettings, SupernetEvaluator
 
     supernet = _untrained("mixpath", 2)
-    inner = SupernetEvaluator(supernet, _digits(augment=False), calib_size=64, calib_batch_size=32)
+    inner = SupernetEvaluator(supernet, _digits(augment=False), calibration=CalibrationSettings(size=64, batch_size=32))
     archs = [get_space("tiny").random_architecture(step_rng(1, "arch", i), 2) for i in range(5)]
     scores = ShardedEvaluator(inner).evaluate(archs)
     (out / f"scores{rank}.json").write_text(json.dumps({"archs": [str(a) for a in archs], "scores": scores}))
@@ -223,14 +223,14 @@ def _supernet_search_worker(rank: int, out: Path) -> None:
 
 @pytest.mark.slow
 def test_sharded_supernet_evaluator_scores_exactly_what_one_process_scores(tmp_path):
-    from mixpath.evaluation.evaluator import SupernetEvaluator
+    from mixpath.evaluation import CalibrationSettings, SupernetEvaluator
 
     _launch(_supernet_search_worker, tmp_path)
     ranks = [json.loads((tmp_path / f"scores{r}.json").read_text()) for r in range(WORLD)]
     space = get_space("tiny")
     archs = [space.random_architecture(step_rng(1, "arch", i), 2) for i in range(5)]
     single = SupernetEvaluator(
-        _untrained("mixpath", 2), _digits(augment=False), calib_size=64, calib_batch_size=32
+        _untrained("mixpath", 2), _digits(augment=False), calibration=CalibrationSettings(size=64, batch_size=32)
     ).evaluate(archs)
     assert ranks[0]["archs"] == [str(a) for a in archs]
     assert ranks[0]["scores"] == ranks[1]["scores"] == json.loads(json.dumps(single))

@@ -10,6 +10,7 @@ import torch
 from mixpath.data import load_dataset
 from mixpath.errors import MixPathError
 from mixpath.evaluation import (
+    CalibrationSettings,
     CostModel,
     SupernetEvaluator,
     calibrate_bn,
@@ -21,7 +22,21 @@ from mixpath.search import Evaluator, SearchConfig, make_searcher
 from mixpath.spaces import Architecture
 from mixpath.supernet import build_supernet
 
-SMALL = {"calib_size": 300, "calib_batches": 4, "calib_batch_size": 64, "batch_size": 128}
+SMALL = {"calibration": CalibrationSettings(size=300, batches=4, batch_size=64), "batch_size": 128}
+LOSS_RTOL = 1e-5
+"""Scores of one model computed two ways (BNs folded into the convolutions or not, calibrated through the
+supernet or through the extracted model) differ by float rounding, which differs between CPUs: the mean loss
+agrees to this relative tolerance, the accuracy to one image (``_one_image``)."""
+
+
+def _one_image(split: torch.Tensor) -> float:
+    """One image of ``split`` in accuracy points: rounding may move one borderline image across a decision."""
+    return 100.0 / len(split)
+
+
+def _small(mode: str = "exact", **changes) -> dict:
+    """SMALL with another calibration mode or other calibration settings."""
+    return {**SMALL, "calibration": replace(SMALL["calibration"], mode=mode, **changes)}
 
 
 @pytest.fixture(scope="module")
@@ -47,35 +62,39 @@ def test_scores_are_validation_accuracy_after_calibration_plus_costs(tiny, super
     result = evaluator.evaluate(archs[:1])[0]
     calibrate_bn(supernet, archs[0], calibration_images(digits, 300), 64)
     expected = score(supernet, archs[0], digits.val_x, digits.val_y, SMALL["batch_size"])
-    assert result == {**expected, **CostModel(tiny)(archs[0]), "loss": pytest.approx(expected["loss"], rel=1e-6)}
+    approx = {
+        "accuracy": pytest.approx(expected["accuracy"], abs=_one_image(digits.val_y)),  # folded BNs vs not
+        "loss": pytest.approx(expected["loss"], rel=LOSS_RTOL),
+    }
+    assert result == {**CostModel(tiny)(archs[0]), **approx}
     assert 0.0 <= result["accuracy"] <= 100.0 and result["loss"] > 0
     assert evaluator.scored == 1 and evaluator.seconds["calibration"] > 0 and evaluator.seconds["validation"] > 0
 
 
 @pytest.mark.parametrize("calibration", ["exact", "ema"])
 def test_results_do_not_depend_on_evaluation_order(supernet, digits, archs, calibration):
-    forward = SupernetEvaluator(supernet, digits, calibration=calibration, **SMALL).evaluate(archs)
-    backward = SupernetEvaluator(supernet, digits, calibration=calibration, **SMALL).evaluate(archs[::-1])
+    forward = SupernetEvaluator(supernet, digits, **_small(calibration)).evaluate(archs)
+    backward = SupernetEvaluator(supernet, digits, **_small(calibration)).evaluate(archs[::-1])
     assert forward == backward[::-1]
     assert forward[0] != forward[1]
 
 
 @pytest.mark.parametrize("calibration", ["exact", "ema"])
 def test_subnet_scores_what_its_stand_alone_model_scores(supernet, digits, archs, calibration):
-    evaluator = SupernetEvaluator(supernet, digits, calibration=calibration, **SMALL)
+    evaluator = SupernetEvaluator(supernet, digits, **_small(calibration))
     for arch in archs:
         subnet = evaluator.evaluate([arch])[0]
         model = supernet.extract(arch)
-        standalone = evaluate_standalone(model, digits, calibration=calibration, **SMALL)
-        assert standalone["accuracy"] == subnet["accuracy"]
-        assert standalone["loss"] == pytest.approx(subnet["loss"], rel=1e-6)
+        standalone = evaluate_standalone(model, digits, **_small(calibration))
+        assert standalone["accuracy"] == pytest.approx(subnet["accuracy"], abs=_one_image(digits.val_y))
+        assert standalone["loss"] == pytest.approx(subnet["loss"], rel=LOSS_RTOL)
         assert torch.allclose(model.stem[1].running_var, supernet.stem[1].running_var)
 
 
 def test_no_calibration_leaves_the_supernet_unchanged_and_flags_are_restored(supernet, digits, archs):
     before = {k: v.clone() for k, v in supernet.state_dict().items()}
     supernet.train()
-    SupernetEvaluator(supernet, digits, calibration="none", **SMALL).evaluate(archs)
+    SupernetEvaluator(supernet, digits, **_small("none")).evaluate(archs)
     assert supernet.training and all(m.training for m in supernet.modules())
     assert all(torch.equal(before[k], v) for k, v in supernet.state_dict().items())
 
@@ -87,7 +106,7 @@ def test_cache_skips_scored_architectures_and_keys_on_weights_and_settings(super
     assert first.scored == 2 and len(path.read_text().splitlines()) == 2
     again = SupernetEvaluator(supernet, digits, cache_path=path, **SMALL)
     assert again.evaluate(archs[::-1]) == scores[::-1] and again.scored == 0
-    other = SupernetEvaluator(supernet, digits, cache_path=path, **{**SMALL, "calib_size": 200})
+    other = SupernetEvaluator(supernet, digits, cache_path=path, **_small(size=200))
     other.evaluate(archs[:1])
     assert other.scored == 1
     with torch.no_grad():
@@ -130,7 +149,9 @@ def test_on_scored_hears_of_each_architecture_as_it_is_scored(supernet, digits, 
 def test_standalone_test_split_and_errors(supernet, digits, archs):
     model = supernet.extract(archs[0])
     on_test = evaluate_standalone(model, digits, split="test", **SMALL)
-    assert on_test == score(model, None, digits.test_x, digits.test_y, batch_size=128)
+    unfolded = score(model, None, digits.test_x, digits.test_y, batch_size=128)  # the BNs it calibrated, not folded
+    assert on_test["accuracy"] == pytest.approx(unfolded["accuracy"], abs=_one_image(digits.test_y))
+    assert on_test["loss"] == pytest.approx(unfolded["loss"], rel=LOSS_RTOL)
     with pytest.raises(MixPathError, match="unknown split 'train'"):
         evaluate_standalone(model, digits, split="train")
     with pytest.raises(MixPathError, match="no validation split"):
@@ -138,6 +159,6 @@ def test_standalone_test_split_and_errors(supernet, digits, archs):
     with pytest.raises(MixPathError, match="not a mixpath supernet"):
         SupernetEvaluator(model, digits)
     with pytest.raises(MixPathError, match="unknown calibration 'fast'"):
-        SupernetEvaluator(supernet, digits, calibration="fast")
+        CalibrationSettings(mode="fast")
     with pytest.raises(MixPathError, match="unknown op 'k4'"):
         SupernetEvaluator(supernet, digits, **SMALL).evaluate([Architecture.parse("e3:k4-e3:k3-e3:k3")])

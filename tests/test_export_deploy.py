@@ -76,7 +76,9 @@ def test_program_on_raw_pixels_gives_the_networks_logits_on_normalised_data(expo
     with torch.no_grad():
         got, want = program(_raw_val_pixels(digits)), network(digits.val_x)
     torch.testing.assert_close(got, want)  # the same float32 ops as mixpath.data: rounding only
-    assert torch.equal(got.argmax(1), want.argmax(1))
+    top_two = want.topk(2, dim=1).values
+    clear = top_two[:, 0] - top_two[:, 1] > 1e-4  # rounding cannot swap classes further apart than this
+    assert torch.equal(got.argmax(1)[clear], want.argmax(1)[clear]) and clear.float().mean() > 0.9
 
 
 def test_model_json_says_what_each_file_expects(exported, digits):

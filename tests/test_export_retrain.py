@@ -7,7 +7,8 @@ from mixpath.data import load_dataset
 from mixpath.errors import MixPathError
 from mixpath.export import Preprocessing, export_model, load_exported
 from mixpath.supernet import build_standalone, build_supernet
-from mixpath.training.standalone import Recipe, init_seed, train_standalone
+from mixpath.training import Recipe
+from mixpath.training.standalone import init_seed, train_standalone
 
 
 @pytest.fixture(scope="module")

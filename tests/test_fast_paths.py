@@ -13,11 +13,11 @@ import pytest
 import torch
 from torch import nn
 
-from mixpath.allocator import SPIN_COUNT, SWITCH, fast_runtime_env, find_allocator, openmp_wait_env
 from mixpath.evaluation import calibrate_bn
+from mixpath.kernels import branch_sum, cpu, fused_branches
+from mixpath.kernels.runtime import SPIN_COUNT, SWITCH, fast_runtime_env, find_allocator, openmp_wait_env
 from mixpath.spaces import SearchSpace, get_space
-from mixpath.supernet import MBConvSupernet, build_supernet, cpu_kernels
-from mixpath.supernet.branch_sum import branch_sum, fused_branches
+from mixpath.supernet import MBConvSupernet, build_supernet
 from mixpath.supernet.mbconv import SqueezeExcite, depthwise_branch
 
 RTOL = 1e-5
@@ -237,7 +237,7 @@ def test_openmp_spins_only_on_idle_cores():
 
 def test_reexec_sets_the_runtime_once():
     code = (
-        "from mixpath.allocator import reexec_with_fast_runtime; reexec_with_fast_runtime(); "
+        "from mixpath.kernels.runtime import reexec_with_fast_runtime; reexec_with_fast_runtime(); "
         "import os; print(os.environ.get('OMP_WAIT_POLICY') or os.environ['GOMP_SPINCOUNT'], "
         "os.environ.get('LD_PRELOAD', ''))"
     )
@@ -261,7 +261,7 @@ def test_reexec_sets_the_runtime_once():
     ],
 )
 def test_depthwise_kernel_equals_onednn(kernel, stride, channels, size):
-    if not cpu_kernels.available():
+    if not cpu.available():
         pytest.skip("no C compiler: the kernel falls back to oneDNN")
     torch.manual_seed(0)
     conv = nn.Conv2d(channels, channels, kernel, stride, kernel // 2, groups=channels, bias=False)
@@ -281,16 +281,16 @@ def test_depthwise_kernel_equals_onednn(kernel, stride, channels, size):
         channels,
         [False, True, False],
     )[1]
-    got = cpu_kernels.weight_grad(grad, x, conv)
+    got = cpu.weight_grad(grad, x, conv)
     torch.testing.assert_close(got, want, rtol=RTOL, atol=RTOL * want.abs().max().item())
-    assert cpu_kernels.weight_grad(grad.double(), x.double(), conv) is None  # float32 only: oneDNN does the rest
-    assert cpu_kernels.weight_grad(grad, x, nn.Conv2d(channels, channels, 3, padding=1, groups=channels)) is None
+    assert cpu.weight_grad(grad.double(), x.double(), conv) is None  # float32 only: oneDNN does the rest
+    assert cpu.weight_grad(grad, x, nn.Conv2d(channels, channels, 3, padding=1, groups=channels)) is None
 
 
 @pytest.mark.parametrize("kernel, channels, size", [(7, 16, (3, 9, 8)), (9, 24, (2, 7, 11)), (9, 8, (2, 30, 30))])
 def test_depthwise_input_gradient_kernel_equals_onednn(kernel, channels, size):
     """Alone and added into a running sum (a layer's branches); the cases it leaves to oneDNN."""
-    if not cpu_kernels.available():
+    if not cpu.available():
         pytest.skip("no C compiler: the kernel falls back to oneDNN")
     torch.manual_seed(0)
     conv = nn.Conv2d(channels, channels, kernel, 1, kernel // 2, groups=channels, bias=False)
@@ -299,18 +299,18 @@ def test_depthwise_input_gradient_kernel_equals_onednn(kernel, channels, size):
     grad = torch.randn_like(conv(x))
     args = (x, conv.weight, None, conv.stride, conv.padding, conv.dilation, False, [0, 0], channels)
     want = torch.ops.aten.convolution_backward(grad, *args, [True, False, False])[0]
-    got = cpu_kernels.input_grad(grad, conv.weight, conv)
+    got = cpu.input_grad(grad, conv.weight, conv)
     torch.testing.assert_close(got, want, rtol=RTOL, atol=RTOL * want.abs().max().item())
     total = torch.randn_like(want)
     start = total.clone()
-    assert cpu_kernels.input_grad(grad, conv.weight, conv, total) is total
+    assert cpu.input_grad(grad, conv.weight, conv, total) is total
     torch.testing.assert_close(total - start, want, rtol=RTOL, atol=RTOL * want.abs().max().item())
-    assert cpu_kernels.input_grad(grad.double(), conv.weight.double(), conv) is None
-    assert cpu_kernels.input_grad(grad.contiguous(), conv.weight, conv) is None  # NCHW
+    assert cpu.input_grad(grad.double(), conv.weight.double(), conv) is None
+    assert cpu.input_grad(grad.contiguous(), conv.weight, conv) is None  # NCHW
     strided = nn.Conv2d(channels, channels, kernel, 2, kernel // 2, groups=channels, bias=False)
-    assert cpu_kernels.input_grad(grad, strided.weight, strided) is None
+    assert cpu.input_grad(grad, strided.weight, strided) is None
     small = torch.randn(n, channels, 4, 4).contiguous(memory_format=torch.channels_last)
-    assert cpu_kernels.input_grad(small, conv.weight, conv) is None  # oneDNN is faster on 4x4 maps
+    assert cpu.input_grad(small, conv.weight, conv) is None  # oneDNN is faster on 4x4 maps
 
 
 def _activation(name: str) -> nn.Module:
@@ -322,7 +322,7 @@ def _activation(name: str) -> nn.Module:
 @pytest.mark.parametrize("momentum", [0.1, None])
 def test_bn_activation_forward_kernel_equals_pytorch(activation, shape, momentum):
     """Output (alone and added into a sum), batch statistics and running statistics, twice in a row."""
-    if not cpu_kernels.available():
+    if not cpu.available():
         pytest.skip("no C compiler: PyTorch's operators are used")
     torch.manual_seed(0)
     bn = nn.BatchNorm2d(shape[1], momentum=momentum).train()
@@ -338,7 +338,7 @@ def test_bn_activation_forward_kernel_equals_pytorch(activation, shape, momentum
         factor = 1.0 / float(mine.num_batches_tracked) if momentum is None else momentum
         total = torch.randn_like(y) if step else None
         start = None if total is None else total.clone()
-        got = cpu_kernels.bn_act_forward(
+        got = cpu.bn_act_forward(
             y, mine.weight, mine.bias, mine.running_mean, mine.running_var, factor, mine.eps, activation, total
         )
         assert got is not None and got[0].is_contiguous(memory_format=torch.channels_last)
@@ -348,16 +348,16 @@ def test_bn_activation_forward_kernel_equals_pytorch(activation, shape, momentum
         torch.testing.assert_close(got[2], invstd, rtol=RTOL, atol=0)
         for buf, buf0 in zip(mine.buffers(), bn.buffers(), strict=True):
             torch.testing.assert_close(buf, buf0, rtol=RTOL, atol=1e-6)
-    untracked = cpu_kernels.bn_act_forward(y, bn.weight, bn.bias, None, None, 0.1, bn.eps, activation)
+    untracked = cpu.bn_act_forward(y, bn.weight, bn.bias, None, None, 0.1, bn.eps, activation)
     torch.testing.assert_close(untracked[0], out, rtol=RTOL, atol=1e-5)
-    assert cpu_kernels.bn_act_forward(y, bn.weight, bn.bias, None, None, 0.1, bn.eps, "swish") is None
-    assert cpu_kernels.bn_act_forward(y.contiguous(), bn.weight, bn.bias, None, None, 0.1, bn.eps, activation) is None
+    assert cpu.bn_act_forward(y, bn.weight, bn.bias, None, None, 0.1, bn.eps, "swish") is None
+    assert cpu.bn_act_forward(y.contiguous(), bn.weight, bn.bias, None, None, 0.1, bn.eps, activation) is None
 
 
 @pytest.mark.parametrize("activation", ["relu6", "relu", "none"])
 @pytest.mark.parametrize("shape", [(4, 16, 6, 5), (3, 13, 7, 7), (2, 40, 3, 3)])
 def test_bn_activation_backward_kernel_equals_pytorch(activation, shape):
-    if not cpu_kernels.available():
+    if not cpu.available():
         pytest.skip("no C compiler: PyTorch's operators are used")
     torch.manual_seed(0)
     y = (torch.randn(shape) * 2 + 1).contiguous(memory_format=torch.channels_last).requires_grad_()
@@ -369,9 +369,9 @@ def test_bn_activation_backward_kernel_equals_pytorch(activation, shape):
     grad = torch.randn(shape).contiguous(memory_format=torch.channels_last)
     act(bn(y)).backward(grad)
     _, mean, invstd = torch.native_batch_norm(y.detach(), bn.weight, bn.bias, None, None, True, 0.1, bn.eps)
-    got = cpu_kernels.bn_act_backward(grad, y.detach(), mean, invstd, bn.weight, bn.bias, activation)
+    got = cpu.bn_act_backward(grad, y.detach(), mean, invstd, bn.weight, bn.bias, activation)
     for mine, want in zip(got, (y.grad, bn.weight.grad, bn.bias.grad), strict=True):
         torch.testing.assert_close(mine, want, rtol=RTOL, atol=RTOL * want.abs().max().item())
-    assert cpu_kernels.bn_act_backward(grad, y.detach(), mean, invstd, bn.weight, bn.bias, "swish") is None
+    assert cpu.bn_act_backward(grad, y.detach(), mean, invstd, bn.weight, bn.bias, "swish") is None
     nchw = y.detach().contiguous()
-    assert cpu_kernels.bn_act_backward(grad.contiguous(), nchw, mean, invstd, bn.weight, bn.bias, activation) is None
+    assert cpu.bn_act_backward(grad.contiguous(), nchw, mean, invstd, bn.weight, bn.bias, activation) is None

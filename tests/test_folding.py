@@ -8,7 +8,7 @@ from torch import nn
 
 from mixpath.benchmarks_nas.nb201 import Nb201Supernet, nb201_space
 from mixpath.data import load_dataset
-from mixpath.evaluation import SupernetEvaluator
+from mixpath.evaluation import CalibrationSettings, SupernetEvaluator
 from mixpath.spaces import get_space
 from mixpath.supernet import BN_POLICIES, build_supernet
 from mixpath.supernet.folding import fold_batchnorms
@@ -94,7 +94,7 @@ def test_evaluator_scores_equal_with_and_without_folding(tiny):
     torch.manual_seed(0)
     supernet = build_supernet(tiny, 4)
     digits = load_dataset("digits")
-    small = {"calib_size": 300, "calib_batches": 4, "calib_batch_size": 64, "batch_size": 128}
+    small = {"calibration": CalibrationSettings(size=300, batches=4, batch_size=64), "batch_size": 128}
     archs = [tiny.random_architecture(random.Random(3), 4) for _ in range(3)]
     folded = SupernetEvaluator(supernet, digits, **small).evaluate(archs)
     plain = SupernetEvaluator(supernet, digits, fold_bn=False, **small).evaluate(archs)

@@ -18,7 +18,7 @@ from mixpath.ranking import (
     stratified_sample,
 )
 from mixpath.ranking.groundtruth import bin_of, mean_paths
-from mixpath.training.standalone import Recipe
+from mixpath.training import Recipe
 
 RECIPE = Recipe(epochs=1, batch_size=64)
 
@@ -76,9 +76,9 @@ def test_torn_last_line_is_dropped_and_the_file_stays_appendable(tmp_path):
     with path.open("a") as handle:
         handle.write("e3:k7-e3:k3-e3:k3,50.0,5")  # a kill in the middle of a write
     assert file.read() == rows
-    assert path.read_text().endswith("\n")
     file.append(rows[0])
-    assert len(file.read()) == 3
+    assert file.read() == [*rows, rows[0]]
+    assert path.read_text().count("\n") == 4  # the header and three rows: the torn line is gone
 
 
 def test_foreign_or_malformed_csv_is_a_one_line_error(tmp_path):

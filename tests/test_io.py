@@ -1,4 +1,5 @@
-"""Atomic writes: whole files or none, with the permissions a plain open would give."""
+"""Durable files: atomic writes (whole files or none, with the permissions a plain open would give) and
+appended lines (a torn last line is dropped)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import stat
 
 import pytest
 
-from mixpath.io import atomic_write, write_json
+from mixpath.io import append_line, atomic_write, read_lines, write_json
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
@@ -34,3 +35,25 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path):
         atomic_write(tmp_path / "state.json", fail)
     assert (tmp_path / "state.json").read_text().strip().startswith("{")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+
+
+def test_appended_lines_drop_a_torn_last_line_and_never_glue_onto_it(tmp_path):
+    path = tmp_path / "log" / "lines.csv"
+    assert read_lines(path) == []
+    append_line(path, "1,2", header="a,b")
+    append_line(path, "3,4", header="a,b")
+    with path.open("a") as handle:
+        handle.write("5,")  # a writer killed mid-line
+    assert read_lines(path) == ["a,b", "1,2", "3,4"]
+    assert path.read_text().endswith("5,")  # reading changes nothing
+    append_line(path, "6,7", header="a,b")
+    assert path.read_text() == "a,b\n1,2\n3,4\n6,7\n"
+
+
+def test_a_torn_header_is_written_again(tmp_path):
+    path = tmp_path / "lines.csv"
+    path.write_text("a,")
+    append_line(path, "1,2", header="a,b")
+    assert read_lines(path) == ["a,b", "1,2"]
+    with pytest.raises(ValueError):
+        append_line(path, "two\nlines")

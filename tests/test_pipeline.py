@@ -12,14 +12,13 @@ import pytest
 
 from mixpath.baselines import check_budget, median_flops, params_pick, random_equal_flops, uniform_smallest
 from mixpath.errors import MixPathError
-from mixpath.evaluation import CostModel, layer_choices
+from mixpath.evaluation import CalibrationSettings, CostModel, layer_choices
 from mixpath.pipeline import ROLES, run_pipeline, verdict
 from mixpath.pipeline_scale import QUICK
 from mixpath.search import EvaluatedArch, SearchConfig
 from mixpath.spaces import Architecture, get_space
-from mixpath.training import TrainConfig
-from mixpath.training.standalone import Recipe
-from mixpath.workflow import EvalSettings, choose_under_budget
+from mixpath.training import Recipe, TrainConfig
+from mixpath.workflow import choose_under_budget
 
 ROW_KEYS = ("role", "arch", "flops", "params", "supernet_score", "val_acc", "test_acc", "train_seconds", "epochs")
 
@@ -129,7 +128,7 @@ def _quick(run_dir, resume=False):
         SearchConfig(budget=QUICK.budget, population=QUICK.population),
         Recipe(epochs=QUICK.retrain_epochs),
         retrain_subset=QUICK.retrain_subset,
-        settings=EvalSettings(calib_size=QUICK.calib_size),
+        calibration=CalibrationSettings(size=QUICK.calib_size),
         resume=resume,
         allow_untrained=True,  # as --quick does: one epoch on 1,000 images stays near chance
         progress=False,

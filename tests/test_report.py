@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from mixpath.errors import MixPathError
+from mixpath.evaluation import CalibrationSettings
 from mixpath.ranking import GroundTruthFile, GroundTruthRow, stratified_sample
 from mixpath.ranking.rank import rank_run
 from mixpath.reporting import path_similarity, ranking_scatter, run_report, sbn_summary, shadow_bn_statistics
@@ -61,7 +62,7 @@ def test_shadow_bn_statistics_are_finite(tiny_run):
 
 def test_run_report_writes_json_and_plots(tiny_run, tmp_path):
     out = tmp_path / "report"
-    report = run_report(tiny_run, out, images=16, n_archs=2, calib_size=64)
+    report = run_report(tiny_run, out, images=16, n_archs=2, calibration=CalibrationSettings(size=64))
     for name in ("report.json", "cosine_by_layer.png", "cosine_layer0.png", "oneshot_accuracy_hist.png"):
         assert (out / name).stat().st_size > 0
     saved = json.loads((out / "report.json").read_text())
@@ -87,7 +88,7 @@ def test_rank_run_scores_once_and_writes_results(tiny_run, tmp_path):
     gt = tmp_path / "gt.csv"
     for i, arch in enumerate(archs):
         GroundTruthFile(gt).append(GroundTruthRow(str(arch), 80.0 + i, 70.0 + i, 0.1 * (i + 1), 0.01 * i, 1.0, 0))
-    result = rank_run(tiny_run, gt, calibration="exact", calib_size=64, resamples=200)
+    result = rank_run(tiny_run, gt, calibration=CalibrationSettings("exact", size=64), resamples=200)
     assert result["n_archs"] == 6
     assert set(result["metrics"]) == {"supernet", "params", "flops"}
     assert result["metrics"]["flops"]["kendall_tau"]["value"] == pytest.approx(1.0)
@@ -95,7 +96,7 @@ def test_rank_run_scores_once_and_writes_results(tiny_run, tmp_path):
     cache = tiny_run / "ranking" / "scores.jsonl"
     lines = cache.read_text().count("\n")
     assert lines == 6
-    again = rank_run(tiny_run, gt, calibration="exact", calib_size=64, resamples=200)
+    again = rank_run(tiny_run, gt, calibration=CalibrationSettings("exact", size=64), resamples=200)
     assert cache.read_text().count("\n") == lines  # every score came from the cache
     assert again["archs"] == result["archs"]
     assert ranking_scatter(result, tmp_path / "scatter.png").stat().st_size > 0

@@ -23,8 +23,8 @@ from mixpath.retraining import (
     retrain_front,
 )
 from mixpath.supernet import build_standalone
-from mixpath.training import TrainConfig
-from mixpath.training.standalone import Recipe, init_seed, train_standalone
+from mixpath.training import Recipe, TrainConfig
+from mixpath.training.standalone import init_seed, train_standalone
 
 RECIPE = Recipe(epochs=2, batch_size=32, lr=0.1)
 ARCHS = ("e6:k3+k5-e3:k3-e6:k5", "e3:k3-e3:k5-e6:k3")

@@ -1,6 +1,8 @@
 import json
 import math
 import random
+import subprocess
+import sys
 
 import pytest
 
@@ -78,6 +80,18 @@ def test_empty_path_set_is_rejected():
 def test_unknown_space_lists_known_ones():
     with pytest.raises(MixPathError, match="known spaces: .*cifar-s1"):
         get_space("imagenet-s9")
+
+
+def test_benchmark_spaces_and_their_models_need_no_import_first():
+    """No import order matters: a fresh process finds nb201 and builds its models from the registries alone."""
+    code = (
+        "import sys; from mixpath.spaces import get_space, list_spaces; "
+        "assert 'mixpath.benchmarks_nas' not in sys.modules and 'torch' not in sys.modules; "
+        "space = get_space('nb201'); assert 'nb101' in [s.name for s in list_spaces()]; "
+        "from mixpath.supernet import build_standalone, build_supernet; "
+        "build_supernet(space, 2); build_standalone(space, space.largest_architecture(1))"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_bad_m_is_rejected(tiny):

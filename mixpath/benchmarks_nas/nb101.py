@@ -201,6 +201,7 @@ class Nb101CellModule(nn.Module):
         if m[0][n - 1]:
             projected = self.projections[str(n - 1)](x)
             out = projected if out is None else out + projected
+        assert out is not None, "a cell's output vertex has an input"  # Nb101Cell checks it
         return out
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -160,8 +161,9 @@ class Nb201Cell(nn.Module):
             for e, (src, d) in enumerate(EDGES):
                 if d != dst:
                     continue
-                ops = self.edges[e].keys() if edge_ops is None else edge_ops[e]
-                terms += [self.edges[e][op](nodes[src]) for op in ops if op != "none"]
+                edge = cast(nn.ModuleDict, self.edges[e])
+                ops = edge.keys() if edge_ops is None else edge_ops[e]
+                terms += [edge[op](nodes[src]) for op in ops if op != "none"]
             nodes.append(sum(terms) if terms else torch.zeros_like(x))
         return nodes[-1]
 

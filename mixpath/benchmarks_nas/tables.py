@@ -1,6 +1,6 @@
 """Benchmark tables as search evaluators: every query is a lookup, its cost the benchmark's training time.
 
-``TableEvaluator`` implements ``mixpath.search.evaluator.Evaluator``. Per architecture it returns
+``TableEvaluator`` implements ``mixpath.interfaces.Evaluator``. Per architecture it returns
 
 - ``accuracy``: the metric searched on, percent: validation accuracy (``metric="val"``, the honest
   choice for search) or test accuracy (``metric="test"``);

@@ -161,14 +161,14 @@ def parse_record(payload: bytes) -> Nb101Record:
     params = 0
     evaluations: list[dict[str, float]] = []
     for number, wire, value in proto_fields(metrics):
-        if number == 1 and wire == 2:
+        if number == 1 and wire == 2 and isinstance(value, bytes):
             evaluation = {
                 _EVALUATION_FIELDS[n]: _double(v)
                 for n, w, v in proto_fields(value)
-                if n in _EVALUATION_FIELDS and w == 1
+                if n in _EVALUATION_FIELDS and w == 1 and isinstance(v, int)
             }
             evaluations.append(evaluation)
-        elif number == 2 and wire == 0:
+        elif number == 2 and wire == 0 and isinstance(value, int):
             params = value
     if not evaluations:
         raise MixPathError(f"NAS-Bench-101 record {module_hash} holds no evaluation")

@@ -3,9 +3,9 @@
 Errors a user can cause (MixPathError) print as one line and exit with status 2, never a traceback.
 
 Start-up stays light: ``mixpath --help``, ``mixpath --version`` and ``mixpath COMMAND --help`` import
-neither torch nor pymoo nor matplotlib, which together took seconds of every call. The command modules
+neither torch nor pymoo nor matplotlib, which are slow to import. The command modules
 import them inside the command functions, and what only a running command needs (the faster runtime of
-``mixpath.allocator``, the benchmark spaces) happens in ``Command.invoke``, which click reaches only
+``mixpath.allocator``) happens in ``Command.invoke``, which click reaches only
 once the arguments have parsed.
 """
 
@@ -38,13 +38,11 @@ app = typer.Typer(
 class Command(TyperCommand):
     """A mixpath command: prepares the process only when the command is about to run."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]  # typer passes its own Context
         if isinstance(ctx.obj, dict) and ctx.obj.get(FAST_RUNTIME):
-            from mixpath.allocator import reexec_with_fast_runtime
+            from mixpath.kernels.runtime import reexec_with_fast_runtime
 
             reexec_with_fast_runtime()  # tcmalloc/jemalloc and OpenMP waiting fit to the load; see mixpath.allocator
-        import mixpath.benchmarks_nas  # noqa: F401  (registers the nb201 and nb101 spaces)
-
         return super().invoke(ctx)
 
 

@@ -1,4 +1,5 @@
-"""What several commands share: the run folder's two spellings, help texts, and the defaults the help shows.
+"""What several commands share: the run folder's two spellings, the calibration options, help texts, and the
+defaults the help shows.
 
 One grammar for the run folder: every command that works on one takes it as the argument RUN, and
 also as ``--run RUN``, the spelling ``train`` and ``pipeline`` had, so that older commands keep working.
@@ -8,9 +9,12 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import typer
+
+if TYPE_CHECKING:  # the class lives beside torch, which --help does not import
+    from mixpath.evaluation import CalibrationSettings
 
 
 def with_default(text: str, default: object) -> str:
@@ -31,6 +35,14 @@ DATA_DIR_HELP = with_default("Folder holding the dataset files.", "the standard 
 JSON_HELP = "Print the summary as JSON (machine-readable) instead of aligned lines."
 
 
+@overload
+def run_folder(run: Path | None, alias: Path | None, *, required: Literal[True] = True) -> Path: ...
+
+
+@overload
+def run_folder(run: Path | None, alias: Path | None, *, required: bool) -> Path | None: ...
+
+
 def run_folder(run: Path | None, alias: Path | None, *, required: bool = True) -> Path | None:
     """The run folder given as RUN or as ``--run`` (a usage error when both are given and differ, or when a
     required one is missing); None when neither is given and it is not required."""
@@ -44,26 +56,65 @@ def run_folder(run: Path | None, alias: Path | None, *, required: bool = True) -
 
 def dataclass_defaults(module: str, name: str) -> dict[str, str]:
     """The defaults of dataclass ``name`` in the mixpath source file ``module`` (e.g. "training/config.py"),
-    as the help shows them, read from the source with ``ast``.
+    as the help shows them, read from the source with ``ast``; those of a base class imported from another
+    mixpath module first, overridden by the class's own.
 
-    Why not import the class: ``TrainConfig`` and ``Recipe`` live beside torch, and importing torch takes
-    seconds that ``--help`` should not spend. The commands still build the dataclass itself from the options
-    given (an option left out is not passed), so the values used are the class's; these are for display, and
-    a test checks that they equal the class's.
+    Why not import the class: ``TrainConfig``, ``Recipe`` and ``CalibrationSettings`` live beside torch, and
+    ``--help`` should not wait for torch to import. The commands still build the dataclass
+    itself from the options given (an option left out is not passed), so the values used are the class's;
+    these are for display, and a test checks that they equal the class's.
     """
-    source = (Path(__file__).resolve().parents[1] / module).read_text()
-    body = next(node for node in ast.parse(source).body if isinstance(node, ast.ClassDef) and node.name == name).body
-    return {
+    tree = ast.parse((Path(__file__).resolve().parents[1] / module).read_text())
+    cls = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == name)
+    defaults: dict[str, str] = {}
+    for base in (ast.unparse(base) for base in cls.bases):
+        base_module = _source_of(tree, base)
+        if base_module is not None:
+            defaults |= dataclass_defaults(base_module, base)
+    return defaults | {
         field.target.id: str(field.value.value) if isinstance(field.value, ast.Constant) else ast.unparse(field.value)
-        for field in body
+        for field in cls.body
         if isinstance(field, ast.AnnAssign) and isinstance(field.target, ast.Name) and field.value is not None
     }
 
 
+def _source_of(tree: ast.Module, name: str) -> str | None:
+    """The source file, relative to the package, of a mixpath module that ``tree`` imports ``name`` from."""
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mixpath."):
+            if any(alias.name == name for alias in node.names):
+                return (node.module or "").removeprefix("mixpath.").replace(".", "/") + ".py"
+    return None
+
+
 TRAIN = dataclass_defaults("training/config.py", "TrainConfig")
 """``TrainConfig``'s defaults, for the help of ``train`` and ``pipeline``."""
-RECIPE = dataclass_defaults("training/standalone.py", "Recipe")
+RECIPE = dataclass_defaults("training/recipe.py", "Recipe")
 """``Recipe``'s defaults (retraining from scratch), for the help of ``retrain``."""
+CALIBRATION = dataclass_defaults("evaluation/calibration.py", "CalibrationSettings")
+"""``CalibrationSettings``' defaults, for the help of every command that scores with a supernet."""
+
+
+def calibrate_option(note: str = "") -> Any:
+    """``--calibrate``: the BN post-calibration mode (``note`` is added to its help)."""
+    return typer.Option(None, help=with_default(CALIBRATE_HELP + note, CALIBRATION["mode"]))
+
+
+def calib_size_option() -> Any:
+    return typer.Option(None, help=with_default(CALIB_SIZE_HELP, CALIBRATION["size"]))
+
+
+def calib_batches_option() -> Any:
+    return typer.Option(None, help=with_default(CALIB_BATCHES_HELP, CALIBRATION["batches"]))
+
+
+def calibration_settings(
+    calibrate: str | None = None, calib_size: int | None = None, calib_batches: int | None = None
+) -> CalibrationSettings:
+    """The calibration the options given ask for, ``CalibrationSettings``' own defaults for the others."""
+    from mixpath.evaluation import CalibrationSettings
+
+    return CalibrationSettings(**given(mode=calibrate, size=calib_size, batches=calib_batches))
 
 
 def given(**options: Any) -> dict[str, Any]:

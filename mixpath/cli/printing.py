@@ -17,7 +17,7 @@ UNITS = {
     "params": "M params",
     "latency": "ms per image",
 }
-"""Units of the metrics mixpath reports (``mixpath.search.evaluator`` defines them)."""
+"""Units of the metrics mixpath reports (``mixpath.interfaces`` defines them)."""
 
 
 def aligned(pairs: Sequence[tuple[str, str]]) -> list[str]:

@@ -8,13 +8,14 @@ import typer
 
 from mixpath.cli import Command, app
 from mixpath.cli.options import (
-    CALIB_BATCHES_HELP,
-    CALIB_SIZE_HELP,
-    CALIBRATE_HELP,
     DATA_DIR_HELP,
     DATA_HELP,
     DEVICE_HELP,
     RUN_ALIAS_HELP,
+    calib_batches_option,
+    calib_size_option,
+    calibrate_option,
+    calibration_settings,
     run_folder,
     with_default,
 )
@@ -51,7 +52,7 @@ def groundtruth(
     from mixpath.device import resolve_device
     from mixpath.ranking import benchmark_ground_truth, build_ground_truth, stratified_sample
     from mixpath.spaces import get_space
-    from mixpath.training.standalone import Recipe
+    from mixpath.training.recipe import Recipe
 
     if benchmark is not None:
         rows = benchmark_ground_truth(benchmark, archs, out, seed=sample_seed, path=benchmark_file)
@@ -77,9 +78,9 @@ def groundtruth(
 def rank(
     run: Path = typer.Argument(None, metavar="RUN", help="A trained run folder."),
     ground_truth: Path = typer.Option(..., help="Ground-truth CSV from `mixpath groundtruth`."),
-    calibrate: str = typer.Option("exact", help=CALIBRATE_HELP),
-    calib_size: int = typer.Option(2048, help=CALIB_SIZE_HELP),
-    calib_batches: int = typer.Option(200, help=CALIB_BATCHES_HELP),
+    calibrate: str = calibrate_option(),
+    calib_size: int = calib_size_option(),
+    calib_batches: int = calib_batches_option(),
     target: str = typer.Option("test", help="Ground-truth accuracy ranked against: test or val."),
     resamples: int = typer.Option(2000, help="Bootstrap resamples for the 95% intervals."),
     seed: int = typer.Option(0, help="Bootstrap seed."),
@@ -91,25 +92,25 @@ def rank(
     from mixpath.reporting import ranking_scatter
 
     run = run_folder(run, run_alias)
+    calibration = calibration_settings(calibrate, calib_size, calib_batches)
     result = rank_run(
         run,
         ground_truth,
-        calibration=calibrate,
-        calib_size=calib_size,
-        calib_batches=calib_batches,
+        calibration=calibration,
         target=target,
         resamples=resamples,
         seed=seed,
         device=device,
         progress=True,
     )
-    plot = ranking_scatter(result, run / RANKING_DIR / f"ranking_{calibrate}.png", f"{run.name} ({calibrate})")
+    mode = calibration.mode
+    plot = ranking_scatter(result, run / RANKING_DIR / f"ranking_{mode}.png", f"{run.name} ({mode})")
     metrics = list(result["metrics"]["supernet"])
     typer.echo(f"{result['n_archs']} architectures, against {result['target']}; 95% bootstrap intervals")
     typer.echo("predictor  " + "".join(f"{name:>26}" for name in metrics))
     for predictor in result["metrics"]:
         typer.echo(f"{predictor:<11}" + "".join(f"{str(estimate_of(result, predictor, n)):>26}" for n in metrics))
-    typer.echo(f"written {run / RANKING_DIR / f'ranking_{calibrate}.json'} and {plot}")
+    typer.echo(f"written {run / RANKING_DIR / f'ranking_{mode}.json'} and {plot}")
 
 
 @app.command(cls=Command)
@@ -126,8 +127,8 @@ def report(
     out: Path = typer.Option(None, help=with_default("Output folder of the feature analysis.", "RUN/report")),
     images: int = typer.Option(256, help="Validation images for the path similarity matrices."),
     archs: int = typer.Option(50, help="Random architectures per path limit m for the one-shot histograms."),
-    calibrate: str = typer.Option("exact", help=CALIBRATE_HELP),
-    calib_size: int = typer.Option(2048, help=CALIB_SIZE_HELP),
+    calibrate: str = calibrate_option(),
+    calib_size: int = calib_size_option(),
     seed: int = typer.Option(0, help="Seed of the images and architectures drawn."),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     run_alias: Path = typer.Option(None, "--run", help=RUN_ALIAS_HELP),
@@ -142,9 +143,8 @@ def report(
         return
     if images < 1 or archs < 1:
         raise MixPathError(f"--images {images} and --archs {archs} must be >= 1")
-    result = run_report(
-        run, out, images=images, n_archs=archs, calibration=calibrate, calib_size=calib_size, seed=seed, device=device
-    )
+    calibration = calibration_settings(calibrate, calib_size)
+    result = run_report(run, out, images=images, n_archs=archs, calibration=calibration, seed=seed, device=device)
     summary = result["sbn"].get("summary", {}).get("1/2")
     if summary:
         typer.echo(

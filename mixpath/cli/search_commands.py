@@ -8,9 +8,6 @@ import typer
 
 from mixpath.cli import Command, app
 from mixpath.cli.options import (
-    CALIB_BATCHES_HELP,
-    CALIB_SIZE_HELP,
-    CALIBRATE_HELP,
     DATA_DIR_HELP,
     DATA_HELP,
     DEVICE_HELP,
@@ -18,6 +15,10 @@ from mixpath.cli.options import (
     RECIPE,
     RUN_ALIAS_HELP,
     TRAIN,
+    calib_batches_option,
+    calib_size_option,
+    calibrate_option,
+    calibration_settings,
     given,
     run_folder,
     with_default,
@@ -46,23 +47,23 @@ def _constraints(max_flops: float | None, max_params: float | None, max_latency:
 def evaluate(
     run: Path = typer.Argument(None, metavar="RUN", help="A trained run folder."),
     arch: str = typer.Option(..., help="Architecture string (or JSON) to score."),
-    calibrate: str = typer.Option("exact", help=CALIBRATE_HELP),
-    calib_size: int = typer.Option(2048, help=CALIB_SIZE_HELP),
-    calib_batches: int = typer.Option(200, help=CALIB_BATCHES_HELP),
+    calibrate: str = calibrate_option(),
+    calib_size: int = calib_size_option(),
+    calib_batches: int = calib_batches_option(),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     run_alias: Path = typer.Option(None, "--run", help=RUN_ALIAS_HELP),
 ) -> None:
     """Score one architecture with inherited weights: validation accuracy (%), loss, FLOPs (M multiply-adds),
     params (M)."""
-    from mixpath.workflow import EvalSettings, evaluate_architecture
+    from mixpath.workflow import evaluate_architecture
 
-    settings = EvalSettings(calibration=calibrate, calib_size=calib_size, calib_batches=calib_batches)
-    echo_lines(metric_pairs(evaluate_architecture(run_folder(run, run_alias), arch, settings, device)))
+    calibration = calibration_settings(calibrate, calib_size, calib_batches)
+    echo_lines(metric_pairs(evaluate_architecture(run_folder(run, run_alias), arch, calibration, device)))
 
 
 @app.command(cls=Command)
 def search(
-    run: Path = typer.Argument(None, metavar="RUN", help="A trained run folder (omit it with --benchmark)."),
+    run: Path | None = typer.Argument(None, metavar="RUN", help="A trained run folder (omit it with --benchmark)."),
     algo: str = typer.Option("nsga2", help="Search algorithm: nsga2, evolution or random."),
     objectives: str = typer.Option("accuracy,flops", help="Comma-separated subset of accuracy,flops,params,latency."),
     budget: int = typer.Option(200, help="Architectures to evaluate (the search's cost)."),
@@ -74,9 +75,9 @@ def search(
         help=with_default("Constraint: at most this many ms per image (measured lookup table).", "none"),
     ),
     seed: int = typer.Option(0, help="Seed of the search's random draws."),
-    calibrate: str = typer.Option("exact", help=CALIBRATE_HELP),
-    calib_size: int = typer.Option(2048, help=CALIB_SIZE_HELP),
-    calib_batches: int = typer.Option(200, help=CALIB_BATCHES_HELP),
+    calibrate: str = calibrate_option(),
+    calib_size: int = calib_size_option(),
+    calib_batches: int = calib_batches_option(),
     benchmark: str = typer.Option(
         None,
         help=with_default("Search a benchmark table instead of a supernet: nb201 or nb101.", "none"),
@@ -90,7 +91,7 @@ def search(
     """Search for architectures: every evaluated one, the Pareto front and a plot go to the results folder."""
     from mixpath import distributed
     from mixpath.search import SearchConfig, make_searcher
-    from mixpath.workflow import EvalSettings, best_of_front, search_supernet
+    from mixpath.workflow import best_of_front, search_supernet
 
     run = run_folder(run, run_alias, required=False)
     config = SearchConfig(
@@ -113,8 +114,10 @@ def search(
     else:
         if run is None:
             raise MixPathError("give a trained run folder, or --benchmark nb201 to search a benchmark table")
-        settings = EvalSettings(calibration=calibrate, calib_size=calib_size, calib_batches=calib_batches)
-        result, out = search_supernet(run, algo, config, settings=settings, out_dir=out, resume=resume, device=device)
+        calibration = calibration_settings(calibrate, calib_size, calib_batches)
+        result, out = search_supernet(
+            run, algo, config, calibration=calibration, out_dir=out, resume=resume, device=device
+        )
     if not distributed.is_main():
         return
     best = best_of_front(result)
@@ -148,7 +151,7 @@ def export(
     onnx: bool = typer.Option(
         False, "--onnx", help="Also write model.onnx (raw pixels in [0, 1]); needs pip install 'mixpath[onnx]'."
     ),
-    calibrate: str = typer.Option("exact", help=CALIBRATE_HELP + " Supernet weights only."),
+    calibrate: str = calibrate_option(" Supernet weights only."),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     run_alias: Path = typer.Option(None, "--run", help=RUN_ALIAS_HELP),
 ) -> None:
@@ -156,7 +159,7 @@ def export(
     when RUN has one and no --arch is given, else an architecture with the supernet's weights (BN calibrated)."""
     from mixpath.pipeline import retrained_found
     from mixpath.retraining import front_entries
-    from mixpath.workflow import EvalSettings, export_architecture, export_retrained
+    from mixpath.workflow import export_architecture, export_retrained
 
     run = run_folder(run, run_alias)
     retrained = retrained_found(run) if arch is None and algo is None else None
@@ -172,7 +175,7 @@ def export(
             run,
             chosen,
             out or run / "export",
-            settings=EvalSettings(calibration=calibrate),
+            calibration=calibration_settings(calibrate),
             export_program=program,
             export_onnx=onnx,
             device=device,
@@ -183,7 +186,7 @@ def export(
 
 @app.command(cls=Command)
 def retrain(
-    run: Path = typer.Argument(
+    run: Path | None = typer.Argument(
         None,
         metavar="RUN",
         help="A searched run folder: retrain every architecture of its search front into RUN/retrain/<n>-<digest>/, "
@@ -215,7 +218,7 @@ def retrain(
     from mixpath.device import resolve_device
     from mixpath.retraining import format_table, retrain_architecture, retrain_front
     from mixpath.spaces import get_space
-    from mixpath.training.standalone import Recipe
+    from mixpath.training.recipe import Recipe
 
     run = run_folder(run, run_alias, required=False)
     recipe = Recipe(**given(epochs=epochs, batch_size=batch_size, lr=lr))
@@ -253,7 +256,9 @@ def retrain(
 
 @app.command(cls=Command)
 def pipeline(
-    run: Path = typer.Argument(None, metavar="RUN", help=with_default("Run folder for every stage.", "runs/demo")),
+    run: Path | None = typer.Argument(
+        None, metavar="RUN", help=with_default("Run folder for every stage.", "runs/demo")
+    ),
     space: str = typer.Option(None, help=with_default("Search space (see `mixpath spaces`).", TRAIN["space"])),
     data: str = typer.Option(None, help=with_default(DATA_HELP, TRAIN["data"])),
     data_dir: str = typer.Option(None, help=DATA_DIR_HELP),
@@ -315,8 +320,7 @@ def pipeline(
     from mixpath.pipeline import comparison_lines, run_pipeline
     from mixpath.search import SearchConfig
     from mixpath.training import TrainConfig
-    from mixpath.training.standalone import Recipe
-    from mixpath.workflow import EvalSettings
+    from mixpath.training.recipe import Recipe
 
     run = run_folder(run, run_alias, required=False) or Path("runs/demo")
     scale = QUICK if quick else FULL
@@ -343,7 +347,7 @@ def pipeline(
         Recipe(epochs=retrain_epochs if retrain_epochs is not None else scale.retrain_epochs),
         max_flops=max_flops,
         retrain_subset=retrain_subset if retrain_subset is not None else scale.retrain_subset,
-        settings=EvalSettings(calib_size=scale.calib_size),
+        calibration=calibration_settings(calib_size=scale.calib_size),
         resume=resume,
         allow_untrained=allow_untrained or quick,
         device=device,

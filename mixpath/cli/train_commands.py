@@ -37,7 +37,7 @@ def spaces(m: list[int] = typer.Option([1, 4], "--m", help="Path limits (paths p
 
 @app.command(cls=Command)
 def train(
-    run: Path = typer.Argument(
+    run: Path | None = typer.Argument(
         None, metavar="RUN", help=with_default("Run folder to write.", "runs/SPACE-STRATEGY-mM-POLICY-sSEED")
     ),
     space: str = typer.Option(None, help=with_default("Search space (see `mixpath spaces`).", TRAIN["space"])),

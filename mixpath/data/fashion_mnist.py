@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -58,7 +59,7 @@ def load_fashion_mnist(root: str | Path | None = None) -> RawImages:
             f"dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or pass --data-dir DIR "
             f"holding {wanted}"
         )
-    arrays = {key: read_idx(_file(directory, stem)) for key, stem in FILES.items()}
+    arrays = {key: read_idx(cast(Path, _file(directory, stem))) for key, stem in FILES.items()}  # all found
     for split in ("train", "test"):
         _check(arrays[f"{split}_x"], arrays[f"{split}_y"], directory, split)
     return RawImages(

@@ -131,7 +131,7 @@ def find_classes(root: Path) -> list[str]:
 
 def scan_images(root: Path, classes: Sequence[str]) -> list[tuple[Path, int]]:
     """Every image file under ``root/<class>`` (recursively, sorted by path) with its class index."""
-    samples = []
+    samples: list[tuple[Path, int]] = []
     for label, name in enumerate(classes):
         folder = root / name
         if not folder.is_dir():
@@ -216,7 +216,7 @@ def image_loader(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise MixPathError(f"batch_size={batch_size!r} must be an int >= 1")
     generator = torch.Generator().manual_seed(seed)
-    sampler = None
+    sampler: DistributedSampler | None = None
     if dist.is_available() and dist.is_initialized():
         sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last)
     return DataLoader(

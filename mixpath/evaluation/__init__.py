@@ -2,12 +2,12 @@
 
 Score architectures of a trained supernet (what ``mixpath evaluate RUN --arch ARCH`` does)::
 
-    from mixpath.evaluation import CostModel, SupernetEvaluator, build_latency_table
+    from mixpath.evaluation import CalibrationSettings, CostModel, SupernetEvaluator, build_latency_table
     from mixpath.training import load_run
 
     run = load_run("runs/x")
-    evaluator = SupernetEvaluator(run.supernet, run.dataset, calibration="exact",   # or "ema", "none"
-                                  cache_path=run.run_dir / "eval_cache.jsonl")
+    evaluator = SupernetEvaluator(run.supernet, run.dataset, calibration=CalibrationSettings("exact", size=2048),
+                                  cache_path=run.run_dir / "eval_cache.jsonl")   # modes: exact, ema, none
     arch = run.space.parse("e6:k3+k5-e3:k7-...", run.supernet.m)
     metrics = evaluator.evaluate([arch])[0]   # accuracy (%, validation split), loss, flops (M), params (M)
 
@@ -22,7 +22,7 @@ A stand-alone (exported or retrained) model, calibrated and scored the same way:
 
     from mixpath.evaluation import evaluate_standalone
     evaluate_standalone(run.supernet.extract(arch), run.dataset)                  # == the supernet's score
-    evaluate_standalone(model, dataset, calibration="none", split="test")         # final report only
+    evaluate_standalone(model, dataset, calibration=CalibrationSettings("none"), split="test")  # final report only
 """
 
 from mixpath.evaluation.cache import EvalCache
@@ -33,9 +33,10 @@ from mixpath.evaluation.calibration import (
     calibration_images,
 )
 from mixpath.evaluation.costs import CostModel, count_macs, count_params
-from mixpath.evaluation.evaluator import SupernetEvaluator, evaluate_standalone, score
+from mixpath.evaluation.evaluator import SupernetEvaluator, evaluate_standalone
 from mixpath.evaluation.latency import LatencyTable, build_latency_table, layer_choices, measure_latency
 from mixpath.evaluation.layerwise import LayerParts, Part, layer_parts, register_layer_parts
+from mixpath.evaluation.scoring import score
 
 __all__ = [
     "CALIBRATION_MODES",

@@ -2,9 +2,9 @@
 
 A line holds the architecture string, a ``key`` naming everything the score depends on (the weights,
 the calibration and validation images, the calibration settings) and the metrics. Lines are appended
-and flushed one at a time, so a killed search loses at most the line being written; a torn last line is
-skipped when the file is read back. Lines with another key (retrained weights, other calibration
-settings) stay in the file but are not used.
+one at a time with ``mixpath.io.append_line``, so a killed search loses at most the line being written (a
+torn last line is dropped, the rule of every appended file). Lines with another key (retrained weights,
+other calibration settings) stay in the file but are not used.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import torch
 
 from mixpath.errors import MixPathError
+from mixpath.io import append_line, read_lines
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,6 @@ class EvalCache:
         self.path = Path(path)
         self.key = key
         self._metrics: dict[str, dict[str, float]] = {}
-        self._torn = False  # the file ends inside a line: start the next one on a fresh line
         if self.path.exists():
             self._read()
 
@@ -53,28 +52,18 @@ class EvalCache:
         return dict(metrics) if metrics is not None else None
 
     def put(self, arch: str, metrics: Mapping[str, float]) -> None:
-        """Remember ``metrics`` and append them to the file as one flushed, fsynced line."""
+        """Remember ``metrics`` and append them to the file as one durable line."""
         self._metrics[arch] = {name: float(value) for name, value in metrics.items()}
-        line = json.dumps({"arch": arch, "key": self.key, "metrics": self._metrics[arch]}) + "\n"
-        if self._torn:
-            line = "\n" + line
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a") as handle:
-                handle.write(line)
-                handle.flush()
-                os.fsync(handle.fileno())
-            self._torn = False
+            append_line(self.path, json.dumps({"arch": arch, "key": self.key, "metrics": self._metrics[arch]}))
         except OSError as err:
             raise MixPathError(f"cannot write the evaluation cache {self.path}: {err}") from None
 
     def _read(self) -> None:
         try:
-            text = self.path.read_text()
+            lines = read_lines(self.path)
         except OSError as err:
             raise MixPathError(f"cannot read the evaluation cache {self.path}: {err}") from None
-        self._torn = bool(text) and not text.endswith("\n")
-        lines = text.splitlines()
         skipped = 0
         for line in lines:
             if not line.strip():
@@ -88,5 +77,5 @@ class EvalCache:
             if key == self.key:
                 self._metrics[arch] = {name: float(value) for name, value in metrics.items()}
         if skipped:
-            log.warning("%s: skipped %d unreadable line(s) (a search killed mid-write?)", self.path, skipped)
+            log.warning("%s: skipped %d unreadable line(s)", self.path, skipped)
         log.info("%s: %d cached scores for this supernet and settings", self.path, len(self._metrics))

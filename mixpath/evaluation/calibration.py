@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from mixpath.data import Dataset
 from mixpath.errors import MixPathError
@@ -90,10 +91,10 @@ def calibrate_bn(
         raise MixPathError("calibration needs at least one image, got none")
     batches = torch.split(images, batch_size)
     device = model_device(model)
-    calibrated: dict[nn.Module, float | None] = {}  # BN -> its momentum before calibration
-    seen: dict[nn.Module, int] = {}  # BN -> images it has normalised so far (exact mode)
+    calibrated: dict[_BatchNorm, float | None] = {}  # BN -> its momentum before calibration
+    seen: dict[_BatchNorm, int] = {}  # BN -> images it has normalised so far (exact mode)
 
-    def reset_then_weigh(bn: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+    def reset_then_weigh(bn: _BatchNorm, inputs: tuple[torch.Tensor, ...]) -> None:
         if not bn.track_running_stats:
             return
         if bn not in calibrated:
@@ -104,7 +105,7 @@ def calibrate_bn(
             seen[bn] += len(inputs[0])
             bn.momentum = len(inputs[0]) / seen[bn]
 
-    bns = [module for module in model.modules() if isinstance(module, BATCH_NORMS)]
+    bns: list[_BatchNorm] = [module for module in model.modules() if isinstance(module, BATCH_NORMS)]
     handles = [bn.register_forward_pre_hook(reset_then_weigh) for bn in bns]
     try:
         with restored_modes(model), torch.no_grad():

@@ -6,11 +6,11 @@ FlopCounterMode counts the same operations as FLOPs = 2 x multiply-adds). Parame
 parameter of the real stand-alone ``nn.Module``, BN weights and biases included (running statistics
 are buffers, not parameters).
 
-``CostModel`` answers in microseconds from per-layer tables: the stand-alone model of an architecture
-is its fixed parts plus one part per searchable layer, and a layer's cost depends only on its own
-choice (the space fixes every layer's channels and resolution), so a cost is a base plus one table
-entry per layer. An entry is counted the first time its (layer, choice) is asked for, by building the
-module on the ``meta`` device (no memory, no initialisation) and running one forward pass with hooks:
+``CostModel`` answers from per-layer tables, without building a model (docs/evaluation.md: how fast): the
+stand-alone model of an architecture is its fixed parts plus one part per searchable layer, and a layer's
+cost depends only on its own choice (the space fixes every layer's channels and resolution), so a cost is a
+base plus one table entry per layer. An entry is counted the first time its (layer, choice) is asked for, by
+building the module on the ``meta`` device (no memory, no initialisation) and running one forward pass with hooks:
 
 - families with ``LayerParts`` (``mbconv``): the layer's own module at its input resolution;
 - any other family (``nb201``, ...): the whole stand-alone model with that layer changed, minus the
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import nn
@@ -33,6 +34,7 @@ from mixpath.spaces import Architecture, LayerChoice, SearchSpace
 from mixpath.supernet import build_standalone
 
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+Conv = nn.Conv1d | nn.Conv2d | nn.Conv3d
 
 
 def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
@@ -44,7 +46,7 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
 
     def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
         nonlocal total
-        per_output = module.in_features if isinstance(module, nn.Linear) else _conv_fan_in(module)
+        per_output = module.in_features if isinstance(module, nn.Linear) else _conv_fan_in(cast(Conv, module))
         total += output[0].numel() * per_output
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (*CONVS, nn.Linear))]
@@ -63,7 +65,7 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _conv_fan_in(conv: nn.Module) -> int:
+def _conv_fan_in(conv: Conv) -> int:
     return conv.in_channels // conv.groups * math.prod(conv.kernel_size)
 
 
@@ -79,7 +81,7 @@ class CostModel:
 
     ``latency`` is given when a ``LatencyTable`` of the same space is. ``build`` makes the stand-alone
     model of an architecture (default ``build_standalone(space, arch)``); it is used when the space's
-    family declares no ``LayerParts``. Usable as the search's ``cost_model``.
+    family declares no ``LayerParts``. A ``mixpath.interfaces.CostFunction``: the search's ``cost_model``.
     """
 
     def __init__(

@@ -1,6 +1,6 @@
 """Scoring architectures with inherited weights: calibrate the BNs, then validate, with a cache.
 
-``SupernetEvaluator`` is the search's evaluator (``mixpath.search.evaluator.Evaluator``) for a trained
+``SupernetEvaluator`` is the search's evaluator (``mixpath.interfaces.Evaluator``) for a trained
 supernet: per architecture, BN post-calibration (``mixpath.evaluation.calibration``) and then accuracy
 and loss on the held-out *validation* split (never the test split), plus the cost model's metrics.
 
@@ -16,10 +16,9 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from mixpath.data import Dataset
@@ -28,8 +27,9 @@ from mixpath.errors import MixPathError
 from mixpath.evaluation.cache import EvalCache, fingerprint
 from mixpath.evaluation.calibration import CalibrationSettings, check_count
 from mixpath.evaluation.costs import CostModel
-from mixpath.evaluation.modules import model_device, restored_modes, synchronize
-from mixpath.spaces import Architecture
+from mixpath.evaluation.modules import model_device, synchronize
+from mixpath.evaluation.scoring import score
+from mixpath.spaces import Architecture, SearchSpace
 from mixpath.supernet.folding import fold_batchnorms
 
 log = logging.getLogger(__name__)
@@ -37,56 +37,26 @@ log = logging.getLogger(__name__)
 SPLITS = ("val", "test")
 
 
-def score(
-    model: nn.Module, arch: Architecture | None, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512
-) -> dict[str, float]:
-    """``accuracy`` (percent) and mean cross-entropy ``loss`` of ``model`` on ``(x, y)``.
-
-    Runs ``model(x, arch)`` (or ``model(x)`` when ``arch`` is None) in eval and inference mode, in
-    batches of ``batch_size`` moved to the model's device; the training flags are restored afterwards.
-    """
-    check_count("batch_size", batch_size)
-    if len(x) == 0:
-        raise MixPathError("nothing to score: the split holds no images")
-    device = model_device(model)
-    correct = torch.zeros((), dtype=torch.int64, device=device)
-    loss = torch.zeros((), dtype=torch.float64, device=device)
-    with restored_modes(model), torch.inference_mode():
-        model.eval()
-        for start in range(0, len(x), batch_size):
-            xb = x[start : start + batch_size].to(device, non_blocking=True)
-            yb = y[start : start + batch_size].to(device, non_blocking=True)
-            logits = model(xb) if arch is None else model(xb, arch)
-            correct += (logits.argmax(1) == yb).sum()
-            loss += F.cross_entropy(logits, yb, reduction="sum").double()
-    return {"accuracy": 100.0 * correct.item() / len(x), "loss": loss.item() / len(x)}
-
-
 def evaluate_standalone(
     model: nn.Module,
     dataset: Dataset,
     *,
-    calibration: str = "exact",
-    calib_size: int = 2048,
-    calib_batches: int = 200,
-    calib_batch_size: int = 100,
-    calib_seed: int = 0,
+    calibration: CalibrationSettings = CalibrationSettings(),
     batch_size: int = 512,
     split: str = "val",
     device: str | torch.device | None = None,
 ) -> dict[str, float]:
     """Accuracy (percent) and loss of a stand-alone model on ``split``, after BN calibration.
 
-    The settings mean what they mean for ``SupernetEvaluator``, so a subnet extracted from a supernet
-    scores exactly what the supernet scores for its architecture. ``split="test"`` is for final reports
-    of retrained models only, never for choosing architectures. Calibration changes ``model``'s BNs.
+    ``calibration`` and ``batch_size`` mean what they mean for ``SupernetEvaluator``, so a subnet extracted from
+    a supernet scores exactly what the supernet scores for its architecture. ``split="test"`` is for final
+    reports of retrained models only, never for choosing architectures. Calibration changes ``model``'s BNs.
     """
     if split not in SPLITS:
         raise MixPathError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
-    settings = CalibrationSettings(calibration, calib_size, calib_batches, calib_batch_size, calib_seed)
     if device is not None:
         model.to(resolve_device(device))
-    settings.apply(model, None, settings.images(dataset))
+    calibration.apply(model, None, calibration.images(dataset))
     x, y = (dataset.val_x, dataset.val_y) if split == "val" else (dataset.test_x, dataset.test_y)
     return score(fold_batchnorms(model), None, x, y, batch_size)
 
@@ -96,8 +66,9 @@ class SupernetEvaluator:
 
     ``evaluate(archs)`` returns per architecture ``accuracy`` (percent, validation split), ``loss``
     (mean cross-entropy) and the ``cost_model``'s metrics (default ``CostModel(supernet.space)``:
-    ``flops`` and ``params`` in millions, plus ``latency`` in ms when it holds a latency table).
-    Calibration and validation tensors are moved to ``device`` once (default: the supernet's device;
+    ``flops`` and ``params`` in millions, plus ``latency`` in ms when it holds a latency table), after BN
+    post-calibration as ``calibration`` says (mode, images, batches; ``CalibrationSettings``). Calibration and
+    validation tensors are moved to ``device`` once (default: the supernet's device;
     a given device moves the supernet there). With ``cache_path`` (e.g. ``RUN/eval_cache.jsonl``),
     accuracy and loss are looked up before scoring and appended after, keyed by the architecture
     string plus a fingerprint of the weights, images and settings, so a resumed or repeated search
@@ -108,7 +79,7 @@ class SupernetEvaluator:
     for supernets that can ``extract`` one; else the supernet itself runs the validation pass.
 
     ``on_scored``: None, or a function called with each architecture as soon as its metrics are known
-    (``mixpath.search.evaluator``): a search sets it to move its progress bar per architecture.
+    (``mixpath.interfaces``): a search sets it to move its progress bar per architecture.
     """
 
     def __init__(
@@ -116,11 +87,7 @@ class SupernetEvaluator:
         supernet: nn.Module,
         dataset: Dataset,
         *,
-        calibration: str = "exact",
-        calib_size: int = 2048,
-        calib_batches: int = 200,
-        calib_batch_size: int = 100,
-        calib_seed: int = 0,
+        calibration: CalibrationSettings = CalibrationSettings(),
         batch_size: int = 512,
         cache_path: Path | str | None = None,
         cost_model: CostModel | None = None,
@@ -133,15 +100,18 @@ class SupernetEvaluator:
         if len(dataset.val_y) == 0:
             raise MixPathError(f"dataset {dataset.name!r} has no validation split; load it with val_size > 0")
         self.supernet = supernet
-        self.space = supernet.space
-        self.m = supernet.m
-        self.settings = CalibrationSettings(calibration, calib_size, calib_batches, calib_batch_size, calib_seed)
+        self.space = cast(SearchSpace, supernet.space)
+        self.m = cast(int, supernet.m)
+        self.calibration = calibration
         self.batch_size = batch_size
-        self.fold_bn = fold_bn and hasattr(supernet, "extract")
+        self._extract: Callable[[Architecture], nn.Module] | None = (
+            getattr(supernet, "extract", None) if fold_bn else None
+        )
+        self.fold_bn = self._extract is not None
         self.cost_model = cost_model if cost_model is not None else CostModel(self.space)
         self.device = resolve_device(device) if device is not None else model_device(supernet)
         supernet.to(self.device)
-        self.calib_images = self.settings.images(dataset).to(self.device)
+        self.calib_images = calibration.images(dataset).to(self.device)
         self.val_x = dataset.val_x.to(self.device)
         self.val_y = dataset.val_y.to(self.device)
         self.seconds = {"calibration": 0.0, "validation": 0.0}
@@ -154,12 +124,12 @@ class SupernetEvaluator:
         statistics), BN policy, calibration and validation images, calibration settings."""
         state = self.supernet.state_dict(keep_vars=True)
         params = {name for name, _ in self.supernet.named_parameters()}
-        tensors = [(k, v) for k, v in state.items() if k in params or self.settings.mode == "none"]
+        tensors = [(k, v) for k, v in state.items() if k in params or self.calibration.mode == "none"]
         tensors += [("calibration", self.calib_images), ("val_x", self.val_x), ("val_y", self.val_y)]
         meta: dict[str, Any] = {
             "model": type(self.supernet).__name__,
             "bn_policy": getattr(self.supernet, "bn_policy", None),
-            **self.settings.to_json(),
+            **self.calibration.to_json(),
             "fold_bn": self.fold_bn,
         }
         return fingerprint(tensors, meta)
@@ -182,11 +152,11 @@ class SupernetEvaluator:
 
     def _score(self, arch: Architecture) -> dict[str, float]:
         started = time.perf_counter()
-        self.settings.apply(self.supernet, arch, self.calib_images)
+        self.calibration.apply(self.supernet, arch, self.calib_images)
         synchronize(self.device)
         calibrated = time.perf_counter()
-        if self.fold_bn:
-            metrics = score(fold_batchnorms(self.supernet.extract(arch)), None, self.val_x, self.val_y, self.batch_size)
+        if self._extract is not None:
+            metrics = score(fold_batchnorms(self._extract(arch)), None, self.val_x, self.val_y, self.batch_size)
         else:
             metrics = score(self.supernet, arch, self.val_x, self.val_y, self.batch_size)
         validated = time.perf_counter()

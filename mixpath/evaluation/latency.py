@@ -31,6 +31,7 @@ import statistics
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -180,10 +181,10 @@ def build_latency_table(
     if parts is None:
         raise MixPathError(f"no latency table for family {space.family!r}: it declares no layer parts")
     device = resolve_device(device)
-    options = {"batch_size": batch_size, "warmup": warmup, "repeats": repeats}
+    options: dict[str, Any] = {"batch_size": batch_size, "warmup": warmup, "repeats": repeats}
 
     def time_part(part: Part) -> float:
-        module = part.module.to(device, memory_format=part.memory_format)
+        module = part.module.to(device, memory_format=part.memory_format)  # type: ignore[call-overload]  # torch's stub lacks it
         return measure_latency(module, part.input_shape, memory_format=part.memory_format, **options)
 
     choices = [layer_choices(spec, m) for spec in space.layers]

@@ -16,6 +16,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -81,7 +82,8 @@ class SequentialParts(LayerParts):
         def remember(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
             shapes[module] = (tuple(inputs[0].shape[1:]), _layout(inputs[0]))
 
-        handles = [m.register_forward_pre_hook(remember) for m in (*model.children(), *model.layers)]
+        layers = cast(nn.Sequential, model.layers)
+        handles = [m.register_forward_pre_hook(remember) for m in (*model.children(), *layers)]
         try:
             with torch.no_grad():
                 model(torch.zeros(1, *space.input_shape))
@@ -89,7 +91,7 @@ class SequentialParts(LayerParts):
             for handle in handles:
                 handle.remove()
         self.fixed_shapes = {name: shapes[m] for name, m in model.named_children() if name != "layers" and m in shapes}
-        self.layer_shapes = [shapes[layer] for layer in model.layers]
+        self.layer_shapes = [shapes[layer] for layer in layers]
 
     def fixed(self) -> list[Part]:
         model = build_standalone(self.space, reference_architecture(self.space))

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import Any
 
 from mixpath import distributed
 from mixpath.errors import MixPathError
+from mixpath.interfaces import Evaluator
 from mixpath.spaces import Architecture
-
-if TYPE_CHECKING:  # the protocol lives with search; importing it at run time would pull in pymoo
-    from mixpath.search.evaluator import Evaluator
 
 
 class ShardedEvaluator:
@@ -42,7 +40,7 @@ class ShardedEvaluator:
 
     @property
     def on_scored(self) -> Callable[[Architecture], None] | None:
-        """The wrapped evaluator's per-architecture hook (``mixpath.search.evaluator``); each rank reports
+        """The wrapped evaluator's per-architecture hook (``mixpath.interfaces``); each rank reports
         the architectures of its own share."""
         return getattr(self.inner, "on_scored", None)
 
@@ -56,6 +54,7 @@ class ShardedEvaluator:
         if world == 1:
             return self.inner.evaluate(archs)
         share = list(archs[rank::world])
+        outcome: tuple[str, str, Any]  # ok, fingerprint, scores; or error, error type, message
         try:
             outcome = ("ok", _fingerprint(archs), self.inner.evaluate(share) if share else [])
         except MixPathError as err:
@@ -64,7 +63,7 @@ class ShardedEvaluator:
             outcome = ("error", type(err).__name__, str(err))
             distributed.all_gather_object(outcome)
             raise
-        gathered = distributed.all_gather_object(outcome)
+        gathered: list[tuple[str, str, Any]] = distributed.all_gather_object(outcome)
         for other, (status, *detail) in enumerate(gathered):
             if status == "error":
                 if detail[0] == "MixPathError":

@@ -5,9 +5,9 @@ path count (the first bin holds exactly the single-path architectures, so single
 ranked on a subset), and within a bin equal shares per FLOPs quantile of a candidate pool.
 
 ``build_ground_truth`` trains each architecture with one fixed recipe (``mixpath.training.standalone``)
-and appends one CSV line per finished architecture, flushed and fsynced, so a killed run continues where
-it stopped: rows already in the file (same architecture and seed) are skipped, and a torn last line left
-by a kill is dropped. Every architecture is trained with the same seed (same initialisation stream, batch
+and appends one CSV line per finished architecture (``mixpath.io.append_line``), so a killed run continues
+where it stopped: rows already in the file (same architecture and seed) are skipped, and a torn last line
+left by a kill is dropped. Every architecture is trained with the same seed (same initialisation stream, batch
 order and augmentation: common random numbers), so a row depends only on (architecture, seed, recipe).
 """
 
@@ -17,7 +17,6 @@ import csv
 import io
 import logging
 import math
-import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -29,15 +28,20 @@ import numpy as np
 from mixpath.data import Dataset
 from mixpath.errors import MixPathError
 from mixpath.evaluation import CostModel
+from mixpath.io import append_line, read_lines
 from mixpath.spaces import Architecture, LayerChoice, SearchSpace
 from mixpath.supernet import build_standalone
+from mixpath.training.recipe import Recipe
 from mixpath.training.seeding import step_rng
-from mixpath.training.standalone import Recipe, init_seed, train_standalone
+from mixpath.training.standalone import init_seed, train_standalone
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ("arch", "val_acc", "test_acc", "flops", "params", "seconds", "seed")
 TARGETS = ("test", "val")
+DRAWS_PER_POOL_PLACE = 20
+"""Draws tried per place of a bin's candidate pool before the bin counts as too small: a draw is wasted when it
+repeats an architecture or its mean path count falls outside the bin."""
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,7 @@ def stratified_sample(
         if quota == 0:
             continue
         pool: list[Architecture] = []
-        for _ in range(pool_factor * quota * 20):
+        for _ in range(pool_factor * quota * DRAWS_PER_POOL_PLACE):
             if len(pool) >= pool_factor * quota:
                 break
             arch = _draw_in_bin(space, rng, low, high, m)
@@ -141,24 +145,16 @@ def stratified_sample(
 
 
 class GroundTruthFile:
-    """The ground-truth CSV: read back (dropping a torn last line) and appended one durable line at a time."""
+    """The ground-truth CSV, read back and appended one durable line at a time (``mixpath.io.append_line``)."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
 
     def read(self) -> list[GroundTruthRow]:
-        """Every complete row; a last line without its newline (a killed write) is cut off the file."""
-        if not self.path.exists():
-            return []
-        raw = self.path.read_bytes()
-        if raw and not raw.endswith(b"\n"):
-            keep = raw.rfind(b"\n") + 1
-            log.warning("%s: dropping a torn last line (a run killed mid-write)", self.path)
-            with self.path.open("r+b") as handle:
-                handle.truncate(keep)
-            raw = raw[:keep]
-        reader = csv.DictReader(io.StringIO(raw.decode()))
-        if raw and tuple(reader.fieldnames or ()) != COLUMNS:
+        """Every complete row (a torn last line, from a killed write, is left out)."""
+        lines = read_lines(self.path)
+        reader = csv.DictReader(lines)
+        if lines and tuple(reader.fieldnames or ()) != COLUMNS:
             raise MixPathError(f"{self.path} is not a ground-truth CSV: its columns must be {', '.join(COLUMNS)}")
         rows = []
         for number, line in enumerate(reader, start=2):
@@ -166,7 +162,11 @@ class GroundTruthFile:
                 rows.append(
                     GroundTruthRow(
                         line["arch"],
-                        *(float(line[key]) for key in ("val_acc", "test_acc", "flops", "params", "seconds")),
+                        float(line["val_acc"]),
+                        float(line["test_acc"]),
+                        float(line["flops"]),
+                        float(line["params"]),
+                        float(line["seconds"]),
                         int(line["seed"]),
                     )
                 )
@@ -175,18 +175,14 @@ class GroundTruthFile:
         return rows
 
     def append(self, row: GroundTruthRow) -> None:
-        """Append ``row`` (writing the header first into a new file), flushed and fsynced."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        new = not self.path.exists() or self.path.stat().st_size == 0
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        if new:
-            writer.writerow(COLUMNS)
-        writer.writerow([getattr(row, key) for key in COLUMNS])
-        with self.path.open("a") as handle:
-            handle.write(buffer.getvalue())
-            handle.flush()
-            os.fsync(handle.fileno())
+        """Append ``row`` (writing the header first into a new file)."""
+        append_line(self.path, _csv_line([getattr(row, key) for key in COLUMNS]), header=_csv_line(COLUMNS))
+
+
+def _csv_line(values: Sequence[object]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(values)
+    return buffer.getvalue()[:-1]
 
 
 def build_ground_truth(
@@ -220,6 +216,7 @@ def build_ground_truth(
         model = build_standalone(space, arch)
         started = time.perf_counter()
         result = train_standalone(model, dataset, recipe, seed=seed, device=device, progress=progress)
+        assert result is not None  # it trains to the end without stop_after_epochs
         cost = costs(arch)
         row = GroundTruthRow(
             text,

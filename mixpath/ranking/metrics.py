@@ -11,26 +11,30 @@ rounded up).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import stats
 
 from mixpath.errors import MixPathError
 
+Scores = Sequence[float] | np.ndarray
+"""One score per architecture, in a fixed order of the architectures."""
 Statistic = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """A batched statistic: ``(pred, truth)`` of shape R x n (R resamples of n architectures) -> R values."""
 DEFAULT_KS: tuple[int | float, ...] = (5, 10, 0.1, 0.2)
 
 
-def kendall_tau(pred: Sequence[float], truth: Sequence[float]) -> float:
+def kendall_tau(pred: Scores, truth: Scores) -> float:
     """Kendall tau-b between two scorings of the same architectures (nan when either is constant)."""
     return float(stats.kendalltau(pred, truth).statistic)
 
 
-def spearman_rho(pred: Sequence[float], truth: Sequence[float]) -> float:
+def spearman_rho(pred: Scores, truth: Scores) -> float:
     """Spearman rank correlation with average ranks for ties (nan when either is constant)."""
     return float(stats.spearmanr(pred, truth).statistic)
 
@@ -80,8 +84,9 @@ def batched_top_k_precision(pred: np.ndarray, truth: np.ndarray, k: int | float)
 
 def top_k_precision(pred: Sequence[float], truth: Sequence[float], k: int | float) -> float:
     """Share of the predicted top-k that is in the true top-k (see the module docstring for ties)."""
-    pred, truth = np.asarray(pred, dtype=float)[None], np.asarray(truth, dtype=float)[None]
-    return float(batched_top_k_precision(pred, truth, k)[0])
+    return float(
+        batched_top_k_precision(np.asarray(pred, dtype=float)[None], np.asarray(truth, dtype=float)[None], k)[0]
+    )
 
 
 def k_label(k: int | float) -> str:
@@ -100,11 +105,11 @@ def bootstrap_interval(
     """Percentile bootstrap interval of a batched ``statistic`` over architectures drawn with
     replacement (pairs kept together). Resamples where the statistic is undefined (nan: e.g. all one
     architecture) are left out; the same seed gives the same interval."""
-    pred, truth = np.asarray(pred, dtype=float), np.asarray(truth, dtype=float)
+    p, t = np.asarray(pred, dtype=float), np.asarray(truth, dtype=float)
     rng = np.random.default_rng(seed)
-    index = rng.integers(0, len(pred), size=(resamples, len(pred)))
+    index = rng.integers(0, len(p), size=(resamples, len(p)))
     values = np.concatenate(
-        [statistic(pred[chunk], truth[chunk]) for chunk in np.array_split(index, max(1, resamples // 250))]
+        [statistic(p[chunk], t[chunk]) for chunk in np.array_split(index, max(1, resamples // 250))]
     )
     values = values[np.isfinite(values)]
     if len(values) == 0:
@@ -187,8 +192,8 @@ def ranking_metrics(
             metrics[k_label(k)] = estimate(
                 pred,
                 truth,
-                lambda p, t, k=k: top_k_precision(p, t, k),
-                lambda p, t, k=k: batched_top_k_precision(p, t, k),
+                functools.partial(top_k_precision, k=k),
+                functools.partial(batched_top_k_precision, k=k),
                 resamples,
                 seed,
             )
@@ -198,7 +203,7 @@ def ranking_metrics(
 def predictor_metrics(
     predictors: Mapping[str, Mapping[str, float]],
     truth: Mapping[str, float],
-    **options: object,
+    **options: Any,
 ) -> dict[str, dict[str, Estimate]]:
     """``ranking_metrics`` of several predictors (name -> arch -> score) on the architectures every
     predictor and the ground truth share, so their figures are comparable."""

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mixpath.errors import MixPathError
+from mixpath.evaluation import CalibrationSettings
 from mixpath.io import write_json
 from mixpath.ranking.groundtruth import TARGETS, GroundTruthRow, load_ground_truth
 from mixpath.ranking.metrics import DEFAULT_KS, Estimate, predictor_metrics
@@ -71,9 +72,7 @@ def rank_run(
     run_dir: Path | str,
     ground_truth: Path | str,
     *,
-    calibration: str = "exact",
-    calib_size: int = 2048,
-    calib_batches: int = 200,
+    calibration: CalibrationSettings = CalibrationSettings(),
     target: str = "test",
     resamples: int = 2000,
     seed: int = 0,
@@ -81,18 +80,10 @@ def rank_run(
     progress: bool = False,
 ) -> dict[str, Any]:
     """Score every ground-truth architecture with the run's supernet (cached, so resumable), compute the
-    metrics and write them to ``RUN/ranking/ranking_<calibration>.json``; return the result."""
+    metrics and write them to ``RUN/ranking/ranking_<calibration mode>.json``; return the result."""
     rows = load_ground_truth(ground_truth)
-    scores = supernet_scores(
-        run_dir,
-        list(rows),
-        calibration=calibration,
-        calib_size=calib_size,
-        calib_batches=calib_batches,
-        device=device,
-        progress=progress,
-    )
+    scores = supernet_scores(run_dir, list(rows), calibration=calibration, device=device, progress=progress)
     result = rank_scores(scores, rows, target=target, resamples=resamples, seed=seed)
-    result = {"run": str(run_dir), "ground_truth": str(ground_truth), "calibration": calibration, **result}
-    write_json(Path(run_dir) / RANKING_DIR / f"ranking_{calibration}.json", result)
+    result = {"run": str(run_dir), "ground_truth": str(ground_truth), "calibration": calibration.mode, **result}
+    write_json(Path(run_dir) / RANKING_DIR / f"ranking_{calibration.mode}.json", result)
     return result

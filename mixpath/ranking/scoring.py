@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from mixpath.evaluation import SupernetEvaluator
+from mixpath.evaluation import CalibrationSettings, SupernetEvaluator
 from mixpath.spaces import Architecture
 from mixpath.training import load_run
 
@@ -33,26 +33,19 @@ def supernet_scores(
     run_dir: Path | str,
     archs: Sequence[str],
     *,
-    calibration: str = "exact",
-    calib_size: int = 2048,
-    calib_batches: int = 200,
+    calibration: CalibrationSettings = CalibrationSettings(),
     device: str = "cpu",
     progress: bool = False,
 ) -> dict[str, float]:
     """Validation accuracy (percent) of every architecture in ``archs`` that the run's supernet can hold
-    (single-path supernets skip multi-path architectures), after BN calibration ``calibration``."""
+    (single-path supernets skip multi-path architectures), after BN post-calibration as ``calibration`` says."""
     run = load_run(run_dir, device)
     evaluator = SupernetEvaluator(
-        run.supernet,
-        run.dataset,
-        calibration=calibration,
-        calib_size=calib_size,
-        calib_batches=calib_batches,
-        cache_path=Path(run_dir) / "ranking" / SCORES_FILE,
+        run.supernet, run.dataset, calibration=calibration, cache_path=Path(run_dir) / "ranking" / SCORES_FILE
     )
-    todo = scorable(archs, run.space, run.supernet.m)
+    todo = scorable(archs, run.space, run.config.m)
     scores = {}
-    for text, arch in tqdm(todo, desc=f"scoring ({calibration})", disable=not progress, leave=False):
+    for text, arch in tqdm(todo, desc=f"scoring ({calibration.mode})", disable=not progress, leave=False):
         scores[text] = evaluator.evaluate([arch])[0]["accuracy"]
-    log.info("%s: scored %d architectures with calibration %s", run_dir, len(scores), calibration)
+    log.info("%s: scored %d architectures with calibration %s", run_dir, len(scores), calibration.mode)
     return scores

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -69,7 +69,7 @@ def path_similarity(
     layer.eval()
     try:
         hidden = layer.expand[expansion](x)
-        singles = [branch(hidden) for branch in layer.branches[expansion]]
+        singles = [branch(hidden) for branch in cast(nn.ModuleList, layer.branches[expansion])]
         sets = path_sets(len(singles), m)
         outputs = torch.stack(
             [layer.project[expansion](sum(singles[p] for p in subset)).flatten(1) for subset in sets]
@@ -80,6 +80,13 @@ def path_similarity(
     matrix = torch.einsum("anf,bnf->abn", unit, unit).mean(2)
     labels = ["+".join(layer.spec.ops[p] for p in subset) for subset in sets]
     return labels, matrix.double().numpy()
+
+
+def _tensors(bn: nn.Module) -> dict[str, torch.Tensor]:
+    """A BN's running statistics, affine parameters and count of training batches, by name."""
+    return {
+        name: getattr(bn, name) for name in ("running_mean", "running_var", "weight", "bias", "num_batches_tracked")
+    }
 
 
 def _ratio_summary(numerator: torch.Tensor, denominator: torch.Tensor) -> dict[str, float]:
@@ -110,11 +117,11 @@ def shadow_bn_statistics(supernet: nn.Module) -> list[dict[str, Any]]:
         for e, norm in zip(layer.expansions, layer.norms, strict=True):
             if not isinstance(norm, ShadowBatchNorm):
                 raise MixPathError("SBN statistics need a supernet trained with bn_policy 'shadow'")
-            bns = list(norm.bns)
+            bns = [_tensors(bn) for bn in norm.bns]
             entry: dict[str, Any] = {
                 "layer": index,
                 "expansion": e,
-                "batches": [int(bn.num_batches_tracked) for bn in bns],
+                "batches": [int(bn["num_batches_tracked"]) for bn in bns],
                 **{field: {} for field in ("mu_ratio", "var_ratio", "gamma", "beta")},
             }
             for k, j in itertools.combinations(range(1, len(bns) + 1), 2):
@@ -122,12 +129,12 @@ def shadow_bn_statistics(supernet: nn.Module) -> list[dict[str, Any]]:
                     continue
                 key = f"{k}/{j}"
                 low, high = bns[k - 1], bns[j - 1]
-                if int(low.num_batches_tracked) == 0 or int(high.num_batches_tracked) == 0:
+                if int(low["num_batches_tracked"]) == 0 or int(high["num_batches_tracked"]) == 0:
                     continue  # an SBN this (layer, expansion) never trained with: no statistics to compare
-                entry["mu_ratio"][key] = _ratio_summary(low.running_mean, high.running_mean)
-                entry["var_ratio"][key] = _ratio_summary(low.running_var, high.running_var)
-                entry["gamma"][key] = _closeness(low.weight, high.weight)
-                entry["beta"][key] = _closeness(low.bias, high.bias)
+                entry["mu_ratio"][key] = _ratio_summary(low["running_mean"], high["running_mean"])
+                entry["var_ratio"][key] = _ratio_summary(low["running_var"], high["running_var"])
+                entry["gamma"][key] = _closeness(low["weight"], high["weight"])
+                entry["beta"][key] = _closeness(low["bias"], high["bias"])
             entries.append(entry)
     return entries
 

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -447,7 +448,7 @@ def _files(folder: _Folder) -> Html:
 
 def _training_figure(rows: Sequence[Mapping[str, str]]) -> bytes:
     fig = Figure(figsize=(11, 3.2))
-    epochs = [_float(row.get("epoch")) for row in rows]
+    epochs = _floats(row.get("epoch") for row in rows)
     panels = (
         ("loss", {"train loss": "train_loss"}),
         ("accuracy (%)", {"train": "train_acc", "val, sampled subnets": "val_acc_sampled"}),
@@ -456,7 +457,7 @@ def _training_figure(rows: Sequence[Mapping[str, str]]) -> bytes:
     for i, (ylabel, series) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1)
         for label, column in series.items():
-            ax.plot(epochs, [_float(row.get(column)) for row in rows], "o-", ms=3, label=label)
+            ax.plot(epochs, _floats(row.get(column) for row in rows), "o-", ms=3, label=label)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(ylabel)
@@ -469,7 +470,9 @@ def _training_figure(rows: Sequence[Mapping[str, str]]) -> bytes:
 def _hypervolume_figure(generations: Sequence[Mapping[str, Any]]) -> bytes:
     fig = Figure(figsize=(5.5, 3.2))
     ax = fig.add_subplot()
-    ax.plot([g.get("evaluated") for g in generations], [g.get("hypervolume") for g in generations], "o-", ms=4)
+    ax.plot(
+        _floats(g.get("evaluated") for g in generations), _floats(g.get("hypervolume") for g in generations), "o-", ms=4
+    )
     ax.set_xlabel("architectures evaluated")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("hypervolume of the front")
@@ -482,7 +485,7 @@ def _retrained_figure(rows: Sequence[Mapping[str, Any]]) -> bytes:
     ax = fig.add_subplot()
     for role in dict.fromkeys(str(row.get("role", "unlabelled")) for row in rows):
         chosen = [row for row in rows if str(row.get("role", "unlabelled")) == role]
-        ax.scatter([_float(r["flops"]) for r in chosen], [_float(r["test_acc"]) for r in chosen], s=30, label=role)
+        ax.scatter(_floats(r["flops"] for r in chosen), _floats(r["test_acc"] for r in chosen), s=30, label=role)
     ax.set_xlabel("FLOPs (M multiply-adds)")
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3)
@@ -511,6 +514,11 @@ def _note(text: str) -> Html:
 
 def _as_text(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value)
+
+
+def _floats(values: Iterable[object]) -> np.ndarray:
+    """Values as a float array for a plot, a missing or malformed one as NaN (a gap in the line)."""
+    return np.array([_float(value) for value in values], dtype=float)
 
 
 def _float(value: object) -> float | None:

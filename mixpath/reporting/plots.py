@@ -118,7 +118,7 @@ def histograms(samples: Mapping[str, Sequence[float]], path: Path | str, xlabel:
     """Overlaid histograms, one per named sample (e.g. one-shot accuracies of random archs per m)."""
     fig, ax = plt.subplots(figsize=(5, 3.5))
     values = [v for sample in samples.values() for v in sample]
-    bins = np.linspace(min(values), max(values), 25) if values and min(values) < max(values) else 10
+    bins = np.linspace(min(values), max(values), 25).tolist() if values and min(values) < max(values) else 10
     for name, sample in samples.items():
         ax.hist(sample, bins=bins, alpha=0.55, label=name)
     ax.set_xlabel(xlabel)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from mixpath.evaluation import SupernetEvaluator
+from mixpath.evaluation import CalibrationSettings, SupernetEvaluator
 from mixpath.io import write_json
 from mixpath.reporting.features import (
     layer_inputs,
@@ -89,23 +89,19 @@ def _sbn_section(run: Any, out: Path) -> dict[str, Any]:
     return {"summary": sbn_summary(entries), "layers": entries}
 
 
-def _oneshot_section(run: Any, n_archs: int, calibration: str, calib_size: int, seed: int, out: Path) -> dict[str, Any]:
+def _oneshot_section(run: Any, n_archs: int, calibration: CalibrationSettings, seed: int, out: Path) -> dict[str, Any]:
     evaluator = SupernetEvaluator(
-        run.supernet,
-        run.dataset,
-        calibration=calibration,
-        calib_size=calib_size,
-        cache_path=run.run_dir / "report_cache.jsonl",
+        run.supernet, run.dataset, calibration=calibration, cache_path=run.run_dir / "report_cache.jsonl"
     )
     accuracies = oneshot_accuracies(evaluator, run.space, range(1, run.supernet.m + 1), n_archs, seed)
     histograms(
         {f"m={m}": values for m, values in accuracies.items()},
         out / "oneshot_accuracy_hist.png",
         "one-shot validation accuracy (%)",
-        f"{n_archs} random architectures per path limit m (calibration {calibration})",
+        f"{n_archs} random architectures per path limit m (calibration {calibration.mode})",
     )
     return {
-        "calibration": calibration,
+        "calibration": calibration.mode,
         "archs_per_m": n_archs,
         "by_m": {
             str(m): {
@@ -126,8 +122,7 @@ def run_report(
     *,
     images: int = 256,
     n_archs: int = 50,
-    calibration: str = "exact",
-    calib_size: int = 2048,
+    calibration: CalibrationSettings = CalibrationSettings(),
     seed: int = 0,
     device: str = "cpu",
 ) -> dict[str, Any]:
@@ -143,7 +138,7 @@ def run_report(
         "similarity": _similarity_section(run, images, seed, out),
     }
     write_json(out / "report.json", report)
-    report["oneshot"] = _oneshot_section(run, n_archs, calibration, calib_size, seed, out)
+    report["oneshot"] = _oneshot_section(run, n_archs, calibration, seed, out)
     write_json(out / "report.json", report)
     log.info("report of %s written to %s", run_dir, out)
     return report

@@ -1,6 +1,6 @@
 """Stage two of one-shot NAS: search a space for architectures, asking an evaluator for their metrics.
 
-Search knows nothing of torch: an ``Evaluator`` (``mixpath.search.evaluator``) scores architectures,
+Search knows nothing of torch: an ``Evaluator`` (``mixpath.interfaces``) scores architectures,
 whether it stands for a trained supernet, a benchmark table or a user function. Three searchers share
 one interface (``Searcher.run``): ``nsga2`` (multi-objective, pymoo), ``evolution`` (SPOS Algorithm 1,
 single objective under hard constraints) and ``random`` (the baseline)::
@@ -20,15 +20,14 @@ single objective under hard constraints) and ``random`` (the baseline)::
     best = result.front[0].arch                         # Architecture; space.format(best) for its string
 """
 
+from mixpath.interfaces import CostFunction, Evaluator
 from mixpath.search.base import Searcher
 from mixpath.search.config import SearchConfig
-from mixpath.search.evaluator import Evaluator
 from mixpath.search.registry import list_searchers, make_searcher
 from mixpath.search.result import EvaluatedArch, SearchResult
-from mixpath.search.session import CostModel
 
 __all__ = [
-    "CostModel",
+    "CostFunction",
     "EvaluatedArch",
     "Evaluator",
     "SearchConfig",

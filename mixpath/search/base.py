@@ -6,10 +6,10 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
 
+from mixpath.interfaces import CostFunction, Evaluator
 from mixpath.search.config import SearchConfig
-from mixpath.search.evaluator import Evaluator
 from mixpath.search.result import SearchResult
-from mixpath.search.session import CostModel, SearchSession
+from mixpath.search.session import SearchSession
 from mixpath.spaces import SearchSpace
 
 
@@ -25,7 +25,7 @@ class Searcher(ABC):
         evaluator: Evaluator,
         config: SearchConfig | None = None,
         *,
-        cost_model: CostModel | None = None,
+        cost_model: CostFunction | None = None,
         state_dir: str | Path | None = None,
         resume: bool = False,
         progress: bool = False,

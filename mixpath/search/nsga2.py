@@ -151,9 +151,8 @@ class NSGA2Searcher(Searcher):
             if offspring is None or len(offspring) == 0:
                 break
             records = session.evaluate([encoding.decode(x) for x in offspring.get("X")])
-            kept = [i for i, record in enumerate(records) if record is not None]
-            offspring = offspring[kept]
-            _set_scores(problem, offspring, [records[i] for i in kept], session)
+            offspring = offspring[[i for i, record in enumerate(records) if record is not None]]
+            _set_scores(problem, offspring, [record for record in records if record is not None], session)
             algorithm.tell(infills=offspring)
             session.end_generation(_state(algorithm))
 

@@ -7,7 +7,7 @@ A searcher only proposes architectures and decides what survives; the session
   evaluator sees it and remembered so it is not proposed again;
 - scores them (``evaluate``) with one ``evaluator.evaluate`` call per batch, never twice the same
   architecture, and never more than ``config.budget`` in total; the progress bar moves per architecture
-  when the evaluator reports each (its ``on_scored`` hook, ``mixpath.search.evaluator``), else per batch;
+  when the evaluator reports each (its ``on_scored`` hook, ``mixpath.interfaces``), else per batch;
 - closes a generation (``end_generation``): hypervolume of the front of everything evaluated so far,
   a log line, the progress bar's figures, and the state file ``search_state.json`` written atomically with the
   searcher's own state (random generators, population) so ``resume=True`` continues exactly.
@@ -21,27 +21,29 @@ for the whole search and saved.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from mixpath.errors import MixPathError
+from mixpath.interfaces import CostFunction, Evaluator
 from mixpath.io import read_json, write_json
 from mixpath.search.config import SearchConfig
-from mixpath.search.evaluator import Evaluator
 from mixpath.search.objectives import MAXIMISED, metric, satisfies
 from mixpath.search.result import EvaluatedArch, SearchResult
 from mixpath.spaces import Architecture, SearchSpace
 
 logger = logging.getLogger(__name__)
 
-CostModel = Callable[[Architecture], Mapping[str, float]]
-"""Cheap metrics of one architecture (flops, params, latency) without scoring its accuracy."""
-
 STATE_FILE = "search_state.json"
 _STATE_VERSION = 1
+BASE_TRIES = 1000
+TRIES_PER_ARCH = 100
+"""``draw`` calls its proposer at most BASE_TRIES + TRIES_PER_ARCH x n times for n architectures: enough that a
+space with room to spare fills a generation, and a bound, so that a search whose space has run out of admissible
+unseen architectures (a small space, tight constraints) ends instead of drawing forever."""
 
 
 class SearchSession:
@@ -55,7 +57,7 @@ class SearchSession:
         evaluator: Evaluator,
         config: SearchConfig,
         *,
-        cost_model: CostModel | None = None,
+        cost_model: CostFunction | None = None,
         state_dir: str | Path | None = None,
         resume: bool = False,
         progress: bool = False,
@@ -120,10 +122,11 @@ class SearchSession:
         max_tries: int | None = None,
     ) -> list[Architecture]:
         """Up to ``n`` distinct admissible proposals not in ``avoid``, from at most ``max_tries`` calls
-        of ``propose`` (default 1000 + 100 n): rejection sampling with a bounded number of re-draws."""
+        of ``propose`` (default ``BASE_TRIES + TRIES_PER_ARCH * n``): rejection sampling with a bounded number of
+        re-draws."""
         if n <= 0:
             return []
-        max_tries = 1000 + 100 * n if max_tries is None else max_tries
+        max_tries = BASE_TRIES + TRIES_PER_ARCH * n if max_tries is None else max_tries
         chosen: list[Architecture] = []
         for _ in range(max_tries):
             if len(chosen) >= n:

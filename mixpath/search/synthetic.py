@@ -10,7 +10,7 @@
   architectures tend to score higher but with op-dependent efficiency, so the Pareto front is not trivial.
 - ``cost_seconds``: 0.
 
-``costs`` is a cost model (``mixpath.search.session.CostModel``). With ``strict=True`` every evaluated
+``costs`` is a cost function (``mixpath.interfaces.CostFunction``). With ``strict=True`` every evaluated
 architecture is validated against the space, so a test notices a searcher that proposes invalid ones.
 """
 

@@ -97,13 +97,6 @@ class ArchEncoding:
                     genes[block.start + j] = 0
         return genes
 
-    def is_valid(self, vector: Sequence[int] | np.ndarray) -> bool:
-        try:
-            self.decode(vector)
-        except MixPathError:
-            return False
-        return True
-
     def _as_genes(self, vector: Sequence[int] | np.ndarray) -> np.ndarray:
         genes = np.rint(np.asarray(vector, dtype=float)).astype(np.int64).reshape(-1)
         if len(genes) != self.n_genes:

@@ -1,9 +1,23 @@
-"""A name -> search space registry, so the CLI and configs can refer to spaces by name."""
+"""A name -> search space registry, so the CLI and configs can refer to spaces by name.
+
+The built-in spaces are registered by ``mixpath.spaces`` itself, except the NAS-Bench cells, which are declared
+beside their model code (it imports torch). Those are listed in ``DECLARED_ELSEWHERE`` and imported on their
+first lookup, so ``get_space("nb201")`` works whatever was imported before, and ``import mixpath.spaces``
+stays light.
+"""
 
 from __future__ import annotations
 
+import importlib
+
 from mixpath.errors import MixPathError
 from mixpath.spaces.space import SearchSpace
+
+DECLARED_ELSEWHERE = {
+    "nb201": ("mixpath.benchmarks_nas.nb201", "NB201"),
+    "nb101": ("mixpath.benchmarks_nas.nb101", "NB101"),
+}
+"""Built-in spaces declared outside this package: name -> (module, attribute holding the space)."""
 
 _SPACES: dict[str, SearchSpace] = {}
 
@@ -18,10 +32,15 @@ def register_space(space: SearchSpace, *, replace: bool = False) -> SearchSpace:
 
 def get_space(name: str) -> SearchSpace:
     """Look a space up by name, with the list of known names in the error."""
+    if name not in _SPACES and name in DECLARED_ELSEWHERE:
+        module, attribute = DECLARED_ELSEWHERE[name]
+        register_space(getattr(importlib.import_module(module), attribute))
     if name not in _SPACES:
-        raise MixPathError(f"unknown search space {name!r}; known spaces: {', '.join(sorted(_SPACES))}")
+        known = sorted({*_SPACES, *DECLARED_ELSEWHERE})
+        raise MixPathError(f"unknown search space {name!r}; known spaces: {', '.join(known)}")
     return _SPACES[name]
 
 
 def list_spaces() -> list[SearchSpace]:
-    return [_SPACES[name] for name in sorted(_SPACES)]
+    """Every registered space, the built-in ones declared elsewhere included, by name."""
+    return [get_space(name) for name in sorted({*_SPACES, *DECLARED_ELSEWHERE})]

@@ -7,13 +7,17 @@ that sees every k at once normalises with the wrong statistics. The policies:
 - ``shared``: one BN for every k (the vanilla baseline).
 - ``exponential``: one BN per reachable subset of paths (2^n - 1 when m = n).
 - ``scaled``: divide the sum by k, then one BN (simple scaling baseline).
+
+``check_bn_policy`` is the one check of a policy name and ``path_sum_scale`` the one statement of the 1/k
+rule, which a stand-alone model of a ``scaled`` supernet keeps so that inherited weights compute the same
+function.
 """
 
 from __future__ import annotations
 
 import itertools
+from typing import cast
 
-import torch
 from torch import nn
 
 from mixpath.errors import MixPathError
@@ -21,15 +25,25 @@ from mixpath.errors import MixPathError
 BN_POLICIES = ("shadow", "shared", "exponential", "scaled")
 
 
+def check_bn_policy(policy: str) -> str:
+    """``policy`` if it names a BN policy, else a MixPathError listing them."""
+    if policy not in BN_POLICIES:
+        raise MixPathError(f"unknown BN policy {policy!r}; choose one of: {', '.join(BN_POLICIES)}")
+    return policy
+
+
+def path_sum_scale(policy: str, n_paths: int) -> float:
+    """The factor the sum of ``n_paths`` active paths is multiplied by before its BN: 1/k under ``scaled``
+    (simple scaling), 1 under every other policy."""
+    return 1.0 / n_paths if check_bn_policy(policy) == "scaled" else 1.0
+
+
 class PathNorm(nn.Module):
-    """Normalises a sum of active paths; ``select`` says which BN (and scale) a path set uses."""
+    """Normalises a sum of active paths; ``select`` says which BN, and which factor before it, a path set
+    uses (the layer applies them: it fuses the factor and the BN with the layer's own computation)."""
 
     def select(self, paths: tuple[int, ...]) -> tuple[nn.BatchNorm2d, float]:
         raise NotImplementedError
-
-    def forward(self, x: torch.Tensor, paths: tuple[int, ...]) -> torch.Tensor:
-        bn, scale = self.select(paths)
-        return bn(x * scale if scale != 1.0 else x)
 
 
 class ShadowBatchNorm(PathNorm):
@@ -40,7 +54,7 @@ class ShadowBatchNorm(PathNorm):
         self.bns = nn.ModuleList(nn.BatchNorm2d(channels) for _ in range(m))
 
     def select(self, paths: tuple[int, ...]) -> tuple[nn.BatchNorm2d, float]:
-        return self.bns[len(paths) - 1], 1.0
+        return cast(nn.BatchNorm2d, self.bns[len(paths) - 1]), 1.0
 
 
 class SharedBatchNorm(PathNorm):
@@ -58,7 +72,7 @@ class ScaledBatchNorm(SharedBatchNorm):
     """One BN after dividing the sum of k paths by k."""
 
     def select(self, paths: tuple[int, ...]) -> tuple[nn.BatchNorm2d, float]:
-        return self.bn, 1.0 / len(paths)
+        return self.bn, path_sum_scale("scaled", len(paths))
 
 
 class ExponentialBatchNorm(PathNorm):
@@ -79,17 +93,15 @@ class ExponentialBatchNorm(PathNorm):
         return "_".join(str(p) for p in sorted(paths))
 
     def select(self, paths: tuple[int, ...]) -> tuple[nn.BatchNorm2d, float]:
-        return self.bns[self.key(paths)], 1.0
+        return cast(nn.BatchNorm2d, self.bns[self.key(paths)]), 1.0
 
 
 def make_path_norm(policy: str, channels: int, n_ops: int, m: int) -> PathNorm:
     """Build the norm of one multi-path layer under ``policy``."""
-    if policy == "shadow":
+    if check_bn_policy(policy) == "shadow":
         return ShadowBatchNorm(channels, m)
     if policy == "shared":
         return SharedBatchNorm(channels)
     if policy == "scaled":
         return ScaledBatchNorm(channels)
-    if policy == "exponential":
-        return ExponentialBatchNorm(channels, n_ops, m)
-    raise MixPathError(f"unknown BN policy {policy!r}; choose one of: {', '.join(BN_POLICIES)}")
+    return ExponentialBatchNorm(channels, n_ops, m)

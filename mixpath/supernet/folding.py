@@ -14,6 +14,7 @@ the simple-scaling factor. Everything else is left as it is.
 from __future__ import annotations
 
 import copy
+from typing import cast
 
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
@@ -36,8 +37,9 @@ def fold_sequential(block: nn.Sequential) -> None:
     """Fold each (conv, BN) pair of ``block`` into the conv, in place; the BN becomes an ``nn.Identity``
     so that module indices (and state-dict names of the rest) stay as they were."""
     for i in range(len(block) - 1):
-        if foldable(block[i], block[i + 1]):
-            block[i] = fuse_conv_bn_eval(block[i], block[i + 1])
+        conv, bn = block[i], block[i + 1]
+        if foldable(conv, bn):
+            block[i] = fuse_conv_bn_eval(cast(nn.Conv2d, conv), cast(nn.BatchNorm2d, bn))
             block[i + 1] = nn.Identity()
 
 
@@ -48,7 +50,7 @@ def fold_inverted_residual(layer: InvertedResidual) -> None:
         return
     layer.project.weight.data.mul_(layer.scale)
     layer.project = fuse_conv_bn_eval(layer.project, layer.norm)
-    layer.norm = nn.Identity()
+    layer.register_module("norm", nn.Identity())
     layer.scale = 1.0
 
 

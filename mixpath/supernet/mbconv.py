@@ -5,7 +5,7 @@ ReLU6 branch per kernel; the active branches are summed, projected by a 1x1 conv
 the BN policy's norm; a residual is added when stride is 1 and channels match. The supernet layer
 holds every ratio and kernel; the stand-alone layer holds only one ratio and its active kernels.
 Both run the same function, so a subnet with inherited weights computes exactly what the supernet does.
-In training, the active branches run fused (``mixpath.supernet.branch_sum``): same values, less memory.
+In training, the active branches run fused (``mixpath.kernels``): same values, less memory.
 
 Two fixed per-layer settings (``LayerSpec.attrs``) serve the ImageNet spaces: ``act`` (``relu6`` by
 default, ``relu`` or ``swish``) for the expansion and depthwise stages, and ``se`` (a ratio; 0 = none),
@@ -16,14 +16,15 @@ channels as in MixNet/EfficientNet. The SE of one expansion ratio is shared by e
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
 
 from mixpath.errors import MixPathError
+from mixpath.kernels import batch_norm, branch_sum, fused_conv_bn_act
 from mixpath.spaces import LayerChoice, LayerSpec
 from mixpath.supernet.bn_policies import PathNorm, make_path_norm
-from mixpath.supernet.branch_sum import batch_norm, branch_sum, fused_conv_bn_act
 
 ACTIVATIONS = ("relu6", "relu", "swish")
 
@@ -128,10 +129,11 @@ class MultiPathInvertedResidual(nn.Module):
             self.project.append(projection_conv(hidden, spec.out_channels))
             self.norms.append(make_path_norm(bn_policy, spec.out_channels, spec.n_ops, m))
         # one SE per expansion ratio, only in layers that set an ``se`` ratio (S1's layers have none)
+        self.se: nn.ModuleList | None = None
         if spec.attr("se", 0):
-            self.se = nn.ModuleList(squeeze_excite(spec, spec.in_channels * int(e)) for e in self.expansions)
-        else:
-            self.se = None
+            self.se = nn.ModuleList(
+                cast(nn.Module, squeeze_excite(spec, spec.in_channels * int(e))) for e in self.expansions
+            )
 
     def indices(self, choice: LayerChoice) -> tuple[int, tuple[int, ...]]:
         """(expansion index, active op indices) of a layer choice."""
@@ -139,9 +141,9 @@ class MultiPathInvertedResidual(nn.Module):
 
     def forward(self, x: torch.Tensor, choice: LayerChoice) -> torch.Tensor:
         e, paths = self.indices(choice)
-        norm: PathNorm = self.norms[e]
+        norm = cast(PathNorm, self.norms[e])
         bn, scale = norm.select(paths)
-        branches = [self.branches[e][p] for p in paths]
+        branches = [cast(nn.ModuleList, self.branches[e])[p] for p in paths]
         se = self.se[e] if self.se is not None else None
         return inverted_residual(x, self.expand[e], branches, self.project[e], bn, scale, self.residual, se)
 
@@ -173,12 +175,12 @@ class InvertedResidual(nn.Module):
         e, paths = layer.indices(choice)
         self.expand.load_state_dict(layer.expand[e].state_dict())
         for mine, p in zip(self.branches, paths, strict=True):
-            mine.load_state_dict(layer.branches[e][p].state_dict())
+            mine.load_state_dict(cast(nn.ModuleList, layer.branches[e])[p].state_dict())
         self.project.load_state_dict(layer.project[e].state_dict())
-        bn, _ = layer.norms[e].select(paths)
+        bn, _ = cast(PathNorm, layer.norms[e]).select(paths)
         self.norm.load_state_dict(bn.state_dict())
         if self.se is not None:
-            self.se.load_state_dict(layer.se[e].state_dict())
+            self.se.load_state_dict(cast(nn.ModuleList, layer.se)[e].state_dict())
 
 
 def stem(c_in: int, c_out: int, stride: int, act: str = "relu6") -> nn.Sequential:

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
 
 from mixpath.errors import MixPathError
+from mixpath.kernels import fused_conv_bn_act
 from mixpath.spaces import Architecture, SearchSpace
-from mixpath.supernet.bn_policies import BN_POLICIES
-from mixpath.supernet.branch_sum import fused_conv_bn_act
+from mixpath.supernet.bn_policies import check_bn_policy, path_sum_scale
 from mixpath.supernet.mbconv import (
     Head,
     InvertedResidual,
@@ -35,7 +36,7 @@ def mbconv_stem_modules(space: SearchSpace) -> list[nn.Module]:
     the separable block when the skeleton has ``sep_channels``."""
     sk = space.skeleton
     act = sk.get("activation", "relu6")
-    modules = [stem(space.input_shape[0], sk["stem_channels"], sk["stem_stride"], act)]
+    modules: list[nn.Module] = [stem(space.input_shape[0], sk["stem_channels"], sk["stem_stride"], act)]
     if "sep_channels" in sk:
         modules.append(SeparableConv(sk["stem_channels"], sk["sep_channels"], act))
     return modules
@@ -47,7 +48,7 @@ def mbconv_head(space: SearchSpace) -> Head:
     return Head(space.layers[-1].out_channels, space.skeleton["head_channels"], space.num_classes, act)
 
 
-def _stem_modules(model: nn.Module, space: SearchSpace) -> None:
+def _stem_modules(model: MBConvSupernet | MBConvStandalone, space: SearchSpace) -> None:
     """Give ``model`` the stem and the optional separable block. Modules are registered stem, separable
     block, layers, head: without a separable block that is S1's original order, so its state dicts and
     seeded initialisation stay as they were."""
@@ -63,6 +64,9 @@ class MBConvSupernet(nn.Module):
     oneDNN's depthwise kernels want on the CPU; NCHW computes the same up to float rounding.
     """
 
+    stem: nn.Module
+    sep: nn.Module | None
+
     def __init__(
         self,
         space: SearchSpace,
@@ -72,8 +76,7 @@ class MBConvSupernet(nn.Module):
     ):
         super().__init__()
         self.memory_format = memory_format
-        if bn_policy not in BN_POLICIES:
-            raise MixPathError(f"unknown BN policy {bn_policy!r}; choose one of: {', '.join(BN_POLICIES)}")
+        check_bn_policy(bn_policy)
         self.space = space
         self.m = space.check_m(m)
         self.bn_policy = bn_policy
@@ -81,7 +84,7 @@ class MBConvSupernet(nn.Module):
         self.layers = nn.ModuleList(MultiPathInvertedResidual(spec, m, bn_policy) for spec in space.layers)
         self.head = mbconv_head(space)
         init_weights(self)
-        self.to(memory_format=memory_format)
+        self.to(memory_format=memory_format)  # type: ignore[call-overload]  # torch's stub lacks it
 
     def forward(self, x: torch.Tensor, arch: Architecture) -> torch.Tensor:
         x = fused_conv_bn_act(x.contiguous(memory_format=self.memory_format), self.stem)
@@ -96,10 +99,10 @@ class MBConvSupernet(nn.Module):
         self.space.validate(arch, self.m)
         model = MBConvStandalone(self.space, arch, self.bn_policy, self.memory_format)
         model.stem.load_state_dict(self.stem.state_dict())
-        if self.sep is not None:
+        if self.sep is not None and model.sep is not None:
             model.sep.load_state_dict(self.sep.state_dict())
         for mine, layer, choice in zip(model.layers, self.layers, arch.layers, strict=True):
-            mine.load_from(layer, choice)
+            cast(InvertedResidual, mine).load_from(cast(MultiPathInvertedResidual, layer), choice)
         model.head.load_state_dict(self.head.state_dict())
         return model.to(next(self.parameters()).device)
 
@@ -111,6 +114,9 @@ class MBConvStandalone(nn.Module):
     compute the same function; for training from scratch the factor is harmless (a BN follows it).
     ``memory_format`` as in ``MBConvSupernet``.
     """
+
+    stem: nn.Module
+    sep: nn.Module | None
 
     def __init__(
         self,
@@ -125,13 +131,13 @@ class MBConvStandalone(nn.Module):
         _stem_modules(self, space)
         self.layers = nn.Sequential(
             *(
-                InvertedResidual(spec, choice, 1.0 / len(choice.paths) if bn_policy == "scaled" else 1.0)
+                InvertedResidual(spec, choice, path_sum_scale(bn_policy, len(choice.paths)))
                 for spec, choice in zip(space.layers, arch.layers, strict=True)
             )
         )
         self.head = mbconv_head(space)
         init_weights(self)
-        self.to(memory_format=memory_format)
+        self.to(memory_format=memory_format)  # type: ignore[call-overload]  # torch's stub lacks it
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = fused_conv_bn_act(x.contiguous(memory_format=self.memory_format), self.stem)

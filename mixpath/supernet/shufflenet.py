@@ -18,13 +18,15 @@ is what ``extract`` keeps so that an extracted subnet computes exactly the super
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from mixpath.errors import MixPathError
 from mixpath.spaces import Architecture, LayerChoice, LayerSpec, SearchSpace
-from mixpath.supernet.bn_policies import BN_POLICIES
+from mixpath.supernet.bn_policies import check_bn_policy
 
 
 def block_kernel(op: str) -> int:
@@ -55,10 +57,11 @@ class SlicedBatchNorm2d(nn.BatchNorm2d):
         if c == self.num_features:
             return super().forward(x)
         factor = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked.add_(1)
+        tracked = self.num_batches_tracked
+        if self.training and self.track_running_stats and tracked is not None:
+            tracked.add_(1)
             if self.momentum is None:
-                factor = 1.0 / float(self.num_batches_tracked)
+                factor = 1.0 / float(tracked)
         return F.batch_norm(
             x,
             self.running_mean[:c] if self.running_mean is not None else None,
@@ -123,13 +126,12 @@ class ChoiceBlock(nn.Module):
             ]
         self.main = nn.ModuleList(step for step, _ in steps)
         self.to_mid = [to_mid for _, to_mid in steps]
+        self.proj: nn.Sequential | None = None
         if spec.stride == 2:
             self.proj = nn.Sequential(
                 ConvBN(spec.in_channels, spec.in_channels, k, s, False, supernet),
                 ConvBN(spec.in_channels, spec.in_channels, 1, 1, True, supernet),
             )
-        else:
-            self.proj = None
 
     def forward(self, x: torch.Tensor, mid: int | None = None) -> torch.Tensor:
         """The block on ``x``; ``mid`` (supernet only) uses the first ``mid`` mid channels."""
@@ -185,8 +187,7 @@ class ShuffleNetSupernet(nn.Module):
 
     def __init__(self, space: SearchSpace, m: int = 1, bn_policy: str = "shadow"):
         super().__init__()
-        if bn_policy not in BN_POLICIES:
-            raise MixPathError(f"unknown BN policy {bn_policy!r}; choose one of: {', '.join(BN_POLICIES)}")
+        check_bn_policy(bn_policy)
         self.space = space
         self.m = space.check_m(m)
         sk = space.skeleton
@@ -203,7 +204,8 @@ class ShuffleNetSupernet(nn.Module):
 
     def _block(self, i: int, choice: LayerChoice) -> tuple[ChoiceBlock, int]:
         spec = self.space.layers[i]
-        return self.layers[i][spec.ops.index(choice.paths[0])], mid_channels(spec, choice.option("c"))
+        blocks = cast(nn.ModuleList, self.layers[i])
+        return cast(ChoiceBlock, blocks[spec.ops.index(choice.paths[0])]), mid_channels(spec, choice.option("c"))
 
     def forward(self, x: torch.Tensor, arch: Architecture) -> torch.Tensor:
         x = self.stem(x)

@@ -8,33 +8,30 @@ from dataclasses import dataclass
 from typing import Any
 
 from mixpath.errors import MixPathError
-from mixpath.supernet import BN_POLICIES
+from mixpath.supernet import check_bn_policy
+from mixpath.training.recipe import Recipe, check_whole_number
 from mixpath.training.samplers import STRATEGIES
 
 AMP_MODES = ("off", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Defaults follow MixPath's CIFAR-10 code: SGD lr 0.025, momentum 0.9, wd 3e-4, cosine, batch 96, clip 5."""
+class TrainConfig(Recipe):
+    """The supernet's recipe and what it trains. Defaults follow MixPath's CIFAR-10 code: SGD lr 0.025, momentum
+    0.9, wd 3e-4, cosine, batch 96, clip 5. ``batch_size`` is the number of images per optimizer step over all
+    processes: each of W torchrun processes takes batch_size / W. config.json holds every field, flat."""
 
+    epochs: int = 1
+    lr: float = 0.025
     space: str = "fmnist-s1"
     data: str = "fashion-mnist"
     data_dir: str | None = None
     strategy: str = "mixpath"
     m: int = 4
     bn_policy: str = "shadow"
-    epochs: int = 1
-    batch_size: int = 96
-    """Images per optimizer step over all processes; each of W torchrun processes takes batch_size / W."""
-    lr: float = 0.025
     warmup_epochs: float = 0.0
     """Linear warm-up of the learning rate over this many epochs (fractions allowed), then cosine to 0; at
     most half the run warms up, so a short run keeps a decay (``effective_warmup_epochs``)."""
-    momentum: float = 0.9
-    weight_decay: float = 3e-4
-    grad_clip: float = 5.0
-    label_smoothing: float = 0.0
     seed: int = 0
     val_size: float = 0.1
     train_subset: int | None = None
@@ -50,25 +47,16 @@ class TrainConfig:
     """Mixed precision: off, bf16 (autocast) or fp16 (autocast and a GradScaler; CUDA only)."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.strategy not in STRATEGIES:
             raise MixPathError(f"unknown strategy {self.strategy!r}; choose one of: {', '.join(STRATEGIES)}")
-        if self.bn_policy not in BN_POLICIES:
-            raise MixPathError(f"unknown BN policy {self.bn_policy!r}; choose one of: {', '.join(BN_POLICIES)}")
+        check_bn_policy(self.bn_policy)
         if self.amp not in AMP_MODES:
             raise MixPathError(f"unknown amp mode {self.amp!r}; choose one of: {', '.join(AMP_MODES)}")
-        positive = {
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "m": self.m,
-            "micro_batches": self.micro_batches,
-        }
-        for name, value in positive.items():
-            if not isinstance(value, int) or value < 1:
-                raise MixPathError(f"{name}={value!r} must be a whole number >= 1")
-        for name in ("lr", "warmup_epochs", "momentum", "weight_decay", "grad_clip", "label_smoothing"):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value < 0:
-                raise MixPathError(f"{name}={value!r} must be a finite number >= 0")
+        for name in ("m", "micro_batches"):
+            check_whole_number(name, getattr(self, name))
+        if not math.isfinite(self.warmup_epochs) or self.warmup_epochs < 0:
+            raise MixPathError(f"warmup_epochs={self.warmup_epochs!r} must be a finite number >= 0")
         if self.batch_size % self.micro_batches:
             raise MixPathError(
                 f"batch_size={self.batch_size} does not split into micro_batches={self.micro_batches} equal parts"

@@ -1,14 +1,14 @@
-"""Supernet training: one loop you can read top to bottom.
+"""Supernet training: one loop you can read top to bottom (``_train``), around one ``TrainState``.
+
+``start_or_resume`` builds the supernet and its optimizer, or loads them from the run's checkpoint; every
+step draws its batch and architectures and calls ``train_step`` (``mixpath.training.step``, shared with
+stand-alone training); ``end_epoch`` scores a few sampled subnets and appends the epoch's row of metrics;
+``save`` writes the checkpoint.
 
 Every step's randomness (batch order, augmentation, sampled architectures) is derived from
 (seed, epoch, step), and the learning rate is a pure function of the global step. A checkpoint
 therefore needs only weights, optimizer state and the position (epoch, step): a killed run resumed
 from it ends with exactly the weights of an uninterrupted run.
-
-Inactive paths get no gradient (``zero_grad(set_to_none=True)``), and SGD skips parameters whose
-gradient is None: weights of paths not trained in a step receive neither momentum nor weight decay.
-Decaying or pushing untrained weights would change them by how often they were *not* sampled, which
-no paper intends; the reference code's behaviour with set_to_none is the same.
 
 Under torchrun (``WORLD_SIZE > 1``, see ``mixpath.distributed`` and docs/distributed.md) every rank
 draws the same architectures (same derived seeds), augments the same global batch and trains on its own
@@ -24,32 +24,30 @@ copied to every rank at each checkpoint. Rank 0 alone writes files, logs and pro
 
 from __future__ import annotations
 
-import csv
+import dataclasses
 import functools
-import io
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from mixpath import distributed
 from mixpath.data import Dataset, augment_batch, dataset_names, load_dataset
 from mixpath.errors import MixPathError
-from mixpath.io import read_json, write_json, write_text
-from mixpath.spaces import Architecture, get_space
+from mixpath.evaluation.scoring import score
+from mixpath.io import read_json, write_csv, write_json
+from mixpath.spaces import SearchSpace, get_space
 from mixpath.supernet import build_supernet
-from mixpath.training.accuracy import accuracy
 from mixpath.training.checkpoint import load_checkpoint, save_checkpoint
 from mixpath.training.config import TrainConfig
 from mixpath.training.samplers import make_sampler
 from mixpath.training.schedule import cosine_lr
 from mixpath.training.seeding import derive_seed, step_rng, torch_generator
+from mixpath.training.step import SCORING_BATCH_SIZE, EpochSums, TrainState, train_step
 
 log = logging.getLogger("mixpath.train")
 
@@ -139,16 +137,6 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     return torch.float16 if amp == "fp16" else torch.bfloat16
 
 
-def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(path, buffer.getvalue())
-
-
 def train_supernet(
     config: TrainConfig | None,
     run_dir: Path | str,
@@ -200,188 +188,150 @@ def _train(
             f"space {space.name!r} takes {space.input_shape[0]}-channel input, data {config.data!r} has "
             f"{dataset.input_shape[0]} channels"
         )
-    main, world, rank = distributed.is_main(), distributed.world_size(), distributed.rank()
-    amp_dtype = autocast_dtype(config.amp, device)
-    sampler = make_sampler(config.strategy, space, config.m)
-    torch.manual_seed(derive_seed(config.seed, "init"))
-    supernet = build_supernet(space, config.m, config.bn_policy).to(device)
-    # listed once: walking a supernet's thousands of modules for its parameters costs ~1.5 ms per step
-    # (fmnist-s1), twice per step; foreach: one multi-tensor update instead of one per parameter
-    params = list(supernet.parameters())
-    optimizer = torch.optim.SGD(
-        params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, foreach=True
-    )
-    scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
     train_x, train_y = dataset.train_x.to(device), dataset.train_y.to(device)
-    val_x, val_y = dataset.val_x.to(device), dataset.val_y.to(device)
     steps_per_epoch = len(train_x) // config.batch_size
     if steps_per_epoch == 0:
         raise MixPathError(f"batch size {config.batch_size} exceeds the {len(train_x)} training images")
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = round(config.effective_warmup_epochs * steps_per_epoch)
-    share = config.batch_size // world  # this rank's rows of each global batch
-    micro = share // config.micro_batches
-    eval_rng = step_rng(config.seed, "eval-archs")
-    eval_archs = [space.random_architecture(eval_rng, config.m) for _ in range(config.eval_archs)]
+    amp_dtype = autocast_dtype(config.amp, device)
+    sampler = make_sampler(config.strategy, space, config.m)
+    state = start_or_resume(config, space, run_dir, device)
 
-    start_epoch, start_step, metrics, partial = 0, 0, [], {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
-    checkpoint_path = run_dir / CHECKPOINT_FILE
-    state = distributed.run_on_main(lambda: load_checkpoint(checkpoint_path) if checkpoint_path.exists() else None)
-    if state is not None:
-        supernet.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if config.amp == "fp16":
-            scaler.load_state_dict(state["scaler"])
-        start_epoch, start_step = state["epoch"], state["step"]
-        metrics, partial = state["metrics"], state["partial"]
-        if main:
-            log.info("resumed at epoch %d step %d", start_epoch, start_step)
-            before = state.get("world_size", 1)
+    steps_run = 0
+    while state.epoch < config.epochs:
+        order = torch.randperm(len(train_x), generator=torch_generator(config.seed, "order", state.epoch)).to(device)
+        state.model.train()
+        bar = tqdm(
+            total=steps_per_epoch,
+            initial=state.step,
+            desc=f"epoch {state.epoch + 1}/{config.epochs}",
+            disable=not (progress and distributed.is_main()),
+            leave=False,
+        )
+        tick = time.perf_counter()
+        while state.step < steps_per_epoch:
+            index = order[state.step * config.batch_size : (state.step + 1) * config.batch_size]
+            xb, yb = rank_batch(train_x[index], train_y[index], dataset, config.seed, state)
+            archs = sampler.step_architectures(step_rng(config.seed, "arch", state.epoch, state.step))
+            lr = cosine_lr(config.lr, state.epoch * steps_per_epoch + state.step, total_steps, warmup_steps)
+            train_step(
+                state,
+                xb,
+                yb,
+                archs,
+                config,
+                lr,
+                micro_batches=config.micro_batches,
+                amp_dtype=amp_dtype,
+                across_ranks=True,
+            )
+            steps_run += 1
+            now = time.perf_counter()
+            state.sums.seconds += now - tick
+            tick = now
+            bar.update()
+            bar.set_postfix(loss=f"{state.sums.mean_loss:.3f}", img_s=f"{state.sums.seen / state.sums.seconds:.0f}")
+            stopping = steps_run == stop_after_steps
+            if state.step < steps_per_epoch and (stopping or _checkpoint_due(config, state.step)):
+                save(state, config, run_dir)
+                if stopping:
+                    bar.close()
+                    return TrainResult(run_dir, state.metrics, state.model)
+        bar.close()
+        end_epoch(state, config, dataset, space, device)
+        save(state, config, run_dir)
+        if distributed.is_main():
+            write_csv(run_dir / METRICS_FILE, state.metrics)
+        if steps_run == stop_after_steps:
+            break
+    return TrainResult(run_dir, state.metrics, state.model)
+
+
+def rank_batch(
+    x: torch.Tensor, y: torch.Tensor, dataset: Dataset, seed: int, state: TrainState
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """This rank's rows of the step's global batch ``(x, y)``, augmented. The whole global batch is augmented on
+    every rank, so that the augmentation does not depend on the number of processes (it is cheap next to a step)."""
+    x = augment_batch(x, dataset.augment, torch_generator(seed, "aug", state.epoch, state.step))
+    share = len(x) // distributed.world_size()
+    mine = slice(distributed.rank() * share, (distributed.rank() + 1) * share)
+    return x[mine], y[mine]
+
+
+def start_or_resume(config: TrainConfig, space: SearchSpace, run_dir: Path, device: torch.device) -> TrainState:
+    """A freshly initialised supernet with its optimizer, or the run's checkpoint loaded into them; every rank
+    ends with rank 0's weights."""
+    torch.manual_seed(derive_seed(config.seed, "init"))
+    supernet = build_supernet(space, config.m, config.bn_policy).to(device)
+    state = TrainState.start(supernet, config, torch.amp.GradScaler(device.type, enabled=config.amp == "fp16"))
+    path = run_dir / CHECKPOINT_FILE
+    saved = distributed.run_on_main(lambda: load_checkpoint(path) if path.exists() else None)
+    if saved is not None:
+        supernet.load_state_dict(saved["model"])
+        state.optimizer.load_state_dict(saved["optimizer"])
+        if state.scaler.is_enabled():
+            state.scaler.load_state_dict(saved["scaler"])
+        state.epoch, state.step = saved["epoch"], saved["step"]
+        state.metrics, state.sums = saved["metrics"], EpochSums(**saved["partial"])
+        if distributed.is_main():
+            log.info("resumed at epoch %d step %d", state.epoch, state.step)
+            before, world = saved.get("world_size", 1), distributed.world_size()
             if before != world:
-                old_micro = config.batch_size // before // config.micro_batches
+                micro, old_micro = (config.batch_size // w // config.micro_batches for w in (world, before))
                 log.warning(
                     "resumed on %d process(es), not %d: BN batches are %d, not %d", world, before, micro, old_micro
                 )
     distributed.broadcast_tensors(supernet.state_dict().values())
+    return state
 
-    def checkpoint(epoch: int, step: int) -> None:
-        distributed.broadcast_tensors(supernet.buffers())
-        if main:
-            save_checkpoint(
-                checkpoint_path,
-                {
-                    "model": supernet.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "epoch": epoch,
-                    "step": step,
-                    "metrics": metrics,
-                    "partial": partial,
-                    "config": config.to_json(),
-                    "world_size": world,
-                },
-            )
 
-    steps_run = 0
-    for epoch in range(start_epoch, config.epochs):
-        order = torch.randperm(len(train_x), generator=torch_generator(config.seed, "order", epoch)).to(device)
-        supernet.train()
-        bar = tqdm(
-            range(start_step, steps_per_epoch),
-            initial=start_step,
-            total=steps_per_epoch,
-            desc=f"epoch {epoch + 1}/{config.epochs}",
-            disable=not (progress and main),
-            leave=False,
+def end_epoch(
+    state: TrainState, config: TrainConfig, dataset: Dataset, space: SearchSpace, device: torch.device
+) -> None:
+    """Close the epoch in progress: rank 0 scores ``config.eval_archs`` fixed random subnets on the validation
+    split (trained BN statistics) and makes the epoch's row; every rank appends it and starts the next epoch."""
+    row: dict[str, Any] = {}  # made on rank 0, which every rank receives
+    if distributed.is_main():
+        eval_rng = step_rng(config.seed, "eval-archs")
+        archs = [space.random_architecture(eval_rng, config.m) for _ in range(config.eval_archs)]
+        val_x, val_y = dataset.val_x.to(device), dataset.val_y.to(device)
+        state.model.eval()
+        val = [score(state.model, a, val_x, val_y, SCORING_BATCH_SIZE)["accuracy"] for a in archs] if len(val_y) else []
+        sums = state.sums
+        row = {
+            "epoch": state.epoch + 1,
+            "train_loss": round(sums.mean_loss, 5),
+            "train_acc": round(sums.accuracy, 3),
+            "val_acc_sampled": round(sum(val) / max(1, len(val)), 3),
+            "lr": round(state.optimizer.param_groups[0]["lr"], 6),
+            "seconds": round(sums.seconds, 2),
+            "images_per_s": round(sums.seen / max(sums.seconds, 1e-9), 1),
+        }
+        log.info("epoch %d: %s", state.epoch + 1, row)
+    state.metrics.append(distributed.broadcast_object(row))
+    state.epoch, state.step, state.sums = state.epoch + 1, 0, EpochSums()
+
+
+def save(state: TrainState, config: TrainConfig, run_dir: Path) -> None:
+    """Write the checkpoint (rank 0), after giving every rank rank 0's BN statistics."""
+    distributed.broadcast_tensors(state.model.buffers())
+    if distributed.is_main():
+        save_checkpoint(
+            run_dir / CHECKPOINT_FILE,
+            {
+                "model": state.model.state_dict(),
+                "optimizer": state.optimizer.state_dict(),
+                "scaler": state.scaler.state_dict(),
+                "epoch": state.epoch,
+                "step": state.step,
+                "metrics": state.metrics,
+                "partial": dataclasses.asdict(state.sums),
+                "config": config.to_json(),
+                "world_size": distributed.world_size(),
+            },
         )
-        tick = time.perf_counter()
-        for step in bar:
-            global_step = epoch * steps_per_epoch + step
-            for group in optimizer.param_groups:
-                group["lr"] = cosine_lr(config.lr, global_step, total_steps, warmup_steps)
-            # The whole global batch is augmented on every rank (a few ms), so augmentation does not
-            # depend on the number of processes; each rank keeps its own slice of it.
-            index = order[step * config.batch_size : (step + 1) * config.batch_size]
-            xb = augment_batch(train_x[index], dataset.augment, torch_generator(config.seed, "aug", epoch, step))
-            mine = slice(rank * share, (rank + 1) * share)
-            xb, yb = xb[mine], train_y[index[mine]]
-            archs = sampler.step_architectures(step_rng(config.seed, "arch", epoch, step))
-            optimizer.zero_grad(set_to_none=True)
-            stats = _backward(supernet, archs, xb, yb, micro, config, amp_dtype, scaler)
-            total_loss, total_correct, total_seen = _sum_over_ranks(stats, archs, global_step)
-            if not math.isfinite(total_loss):
-                raise MixPathError(
-                    f"loss became {total_loss / total_seen} at epoch {epoch + 1} step {step + 1} (lr "
-                    f"{optimizer.param_groups[0]['lr']:.4g}); lower --lr or check the data"
-                )
-            distributed.average_gradients(params)
-            scaler.unscale_(optimizer)
-            if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            partial["loss"] += total_loss
-            partial["correct"] += int(total_correct)
-            partial["seen"] += int(total_seen)
-            steps_run += 1
-            now = time.perf_counter()
-            partial["seconds"] += now - tick
-            tick = now
-            bar.set_postfix(
-                loss=f"{partial['loss'] / partial['seen']:.3f}", img_s=f"{partial['seen'] / partial['seconds']:.0f}"
-            )
-            done = step + 1 == steps_per_epoch
-            if not done and (
-                (config.checkpoint_every and (step + 1) % config.checkpoint_every == 0) or steps_run == stop_after_steps
-            ):
-                checkpoint(epoch, step + 1)
-            if steps_run == stop_after_steps and not done:
-                return TrainResult(run_dir, metrics, supernet)
-        bar.close()
-        row = None
-        if main:
-            supernet.eval()
-            val = [accuracy(lambda xb, a=arch: supernet(xb, a), val_x, val_y)[0] for arch in eval_archs]
-            row = {
-                "epoch": epoch + 1,
-                "train_loss": round(partial["loss"] / max(1, partial["seen"]), 5),
-                "train_acc": round(100.0 * partial["correct"] / max(1, partial["seen"]), 3),
-                "val_acc_sampled": round(sum(val) / max(1, len(val)), 3),
-                "lr": round(optimizer.param_groups[0]["lr"], 6),
-                "seconds": round(partial["seconds"], 2),
-                "images_per_s": round(partial["seen"] / max(partial["seconds"], 1e-9), 1),
-            }
-            log.info("epoch %d: %s", epoch + 1, row)
-        metrics.append(distributed.broadcast_object(row))
-        partial = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
-        start_step = 0
-        checkpoint(epoch + 1, 0)
-        if main:
-            _write_metrics(run_dir / METRICS_FILE, metrics)
-        if steps_run == stop_after_steps:
-            break
-    return TrainResult(run_dir, metrics, supernet)
 
 
-def _backward(
-    supernet: torch.nn.Module,
-    archs: list[Architecture],
-    xb: torch.Tensor,
-    yb: torch.Tensor,
-    micro: int,
-    config: TrainConfig,
-    amp_dtype: torch.dtype | None,
-    scaler: torch.amp.GradScaler,
-) -> torch.Tensor:
-    """Accumulate the gradients of every architecture on every micro-batch of this rank's rows.
-
-    Gradients sum over architectures (FairNAS trains n models per step) and average over micro-batches.
-    Returns float64 [summed loss, correct predictions, images] over all forward passes.
-    """
-    stats = torch.zeros(3, dtype=torch.float64, device=xb.device)
-    for arch in archs:
-        for start in range(0, len(xb), micro):
-            xm, ym = xb[start : start + micro], yb[start : start + micro]
-            with torch.autocast(xb.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                logits = supernet(xm, arch)
-                loss = F.cross_entropy(logits, ym, label_smoothing=config.label_smoothing)
-            scaler.scale(loss / config.micro_batches).backward()
-            stats[0] += loss.detach().double() * len(ym)
-            stats[1] += (logits.argmax(1) == ym).sum()
-            stats[2] += len(ym)
-    return stats
-
-
-def _sum_over_ranks(stats: torch.Tensor, archs: list[Architecture], global_step: int) -> tuple[float, float, float]:
-    """``stats`` summed over ranks (one small all-reduce), checking that every rank trained ``archs``.
-
-    The architectures ride along as a tag below 2**40, so float64 sums of it are exact: the sum equals
-    world x tag on every rank only when all tags agree.
-    """
-    tag = derive_seed(*map(str, archs)) % (1 << 40)
-    total = distributed.all_reduce_sum(torch.cat([stats, stats.new_tensor([tag])])).tolist()
-    if total[3] != distributed.world_size() * tag:
-        raise RuntimeError(
-            f"rank {distributed.rank()} trained other architectures than its peers at step {global_step}"
-        )
-    return total[0], total[1], total[2]
+def _checkpoint_due(config: TrainConfig, steps_done: int) -> bool:
+    return bool(config.checkpoint_every) and steps_done % config.checkpoint_every == 0

@@ -2,16 +2,15 @@
 
 Each active branch is depthwise conv -> BN (training statistics) -> activation, and the layer sums the
 branches. Autograd would keep, per branch, the conv output (for the BN backward) and the BN output (for
-the activation's backward): two hidden-sized tensors per path, so a MixPath supernet at m=4 needed ~1.6x
-the activation memory of a single-path one. ``branch_sum`` runs the branches as one autograd function that
-keeps the shared branch input, each branch's conv output and each BN's batch mean and 1/std: one tensor
-per path (m=4 at ~1.3-1.4x single-path memory, measured). Recomputing the convs in the backward pass
-instead would bring that to 1.00x for one extra depthwise forward per path and step; the previous
-version did, this one spends memory (within the 1.5x the speed targets allow) on time.
+the activation's backward): two hidden-sized tensors per path. ``branch_sum`` runs the branches as one
+autograd function that keeps the shared branch input, each branch's conv output and each BN's batch mean
+and 1/std: one tensor per path. Recomputing the convs in the backward pass instead would keep multi-path
+memory at single-path memory for one extra depthwise forward per path and step; the previous version
+did, this one spends memory on time (docs/speed.md has both measured).
 
 The forward pass of BN + activation, added into the branch sum, and its backward come from
-``mixpath.supernet.cpu_kernels`` (``bn_act_forward``, ``bn_act_backward``: two passes over memory each),
-as do the weight gradients of 5x5 to 9x9 depthwise convs (``weight_grad``) and the input gradients of
+``mixpath.kernels.cpu`` (``bn_act_forward``, ``bn_act_backward``: two passes over memory each), as do
+the weight gradients of 5x5 to 9x9 depthwise convs (``weight_grad``) and the input gradients of
 stride-1 7x7 and 9x9 ones, added straight into the gradient of the branches' shared input
 (``input_grad``), when the kernels are available; PyTorch's operators otherwise.
 ``fused_conv_bn_act`` runs a single conv-BN-activation block (stem, expansion, head) the same way, and
@@ -36,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from mixpath.supernet import cpu_kernels
+from mixpath.kernels import cpu
 
 # the activations the fused path knows, by module type: forward (in place) and backward given the output z
 # of the BN, i.e. the activation's input
@@ -158,10 +157,10 @@ class _BranchSum(torch.autograd.Function):
             weight, gamma, beta = tensors[3 * i : 3 * i + 3]
             mean, invstd = stats[2 * i : 2 * i + 2]
             grad_y, grad_gamma, grad_beta = _bn_act_backward(grad, convs[i], mean, invstd, gamma, beta, bn.eps, act)
-            grad_weight = cpu_kernels.weight_grad(grad_y, hidden, conv) if weight.requires_grad else None
+            grad_weight = cpu.weight_grad(grad_y, hidden, conv) if weight.requires_grad else None
             summed = None
             if ctx.needs_input_grad[0]:
-                summed = cpu_kernels.input_grad(grad_y, weight, conv, grad_hidden)
+                summed = cpu.input_grad(grad_y, weight, conv, grad_hidden)
             need_input = ctx.needs_input_grad[0] and summed is None
             grad_in, aten_grad_weight = None, None
             if need_input or (weight.requires_grad and grad_weight is None):
@@ -224,7 +223,7 @@ def _bn_act_forward(
     tensor), with the batch mean and 1/std; ``bn``'s running statistics move as its forward moves them.
     The compiled kernel where it applies (two passes over memory), else PyTorch's operators."""
     mean, var = bn.running_mean, bn.running_var
-    fused = cpu_kernels.bn_act_forward(y, gamma, beta, mean, var, momentum, bn.eps, _kernel_activation(act), total)
+    fused = cpu.bn_act_forward(y, gamma, beta, mean, var, momentum, bn.eps, _kernel_activation(act), total)
     if fused is not None:
         return fused
     z, batch_mean, invstd = torch.native_batch_norm(y, gamma, beta, mean, var, True, momentum, bn.eps)
@@ -246,7 +245,7 @@ def _bn_act_backward(
     """Gradients (BN input, gamma, beta) of ``act(BN(y))`` (``act`` None: the BN alone): the compiled
     kernel where it applies, else PyTorch's operators on the BN output recomputed from ``y`` and the
     batch statistics."""
-    fused = cpu_kernels.bn_act_backward(grad, y, mean, invstd, gamma, beta, _kernel_activation(act))
+    fused = cpu.bn_act_backward(grad, y, mean, invstd, gamma, beta, _kernel_activation(act))
     if fused is not None:
         return fused
     if act is None:

@@ -9,15 +9,14 @@ with them (``reexec_with_fast_runtime``; the process id stays the same, so torch
 - How OpenMP threads wait between parallel regions, chosen from the load average at start
   (``openmp_wait_env``). A training step of a small supernet is thousands of short parallel regions.
   On cores that other jobs use, a spinning thread takes the core from the thread the others wait for and
-  a region can stall for a scheduler time slice, so there ``OMP_WAIT_POLICY=PASSIVE`` (threads sleep;
-  measured: 2 threads on 2 busy cores trained 3-30x slower spinning). On idle cores sleeping costs a
-  wake-up per region, which halved fmnist-s1 training speed (m=4: 470-540 img/s passive, 970-1030 with a
-  short spin), so there ``GOMP_SPINCOUNT=3000``: spin briefly (tens of microseconds), then sleep, which
-  also bounds the harm if other jobs start later. (libgomp's default spins 100x longer.)
+  a region can stall for a scheduler time slice, so there ``OMP_WAIT_POLICY=PASSIVE`` (threads sleep).
+  On idle cores sleeping costs a wake-up per region, so there ``GOMP_SPINCOUNT=3000``: spin briefly (tens
+  of microseconds), then sleep, which also bounds the harm if other jobs start later. (libgomp's default
+  spins 100x longer.) docs/speed.md has the measurements behind both choices.
 
 Settings the user made win: an ``LD_PRELOAD``, ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` already in the
 environment is left alone, and ``MIXPATH_FAST_RUNTIME=0`` turns all off. Nothing happens when no setting is
-needed.
+needed. This module imports no torch: the CLI calls it before anything else, and re-executes.
 """
 
 from __future__ import annotations
@@ -53,7 +52,8 @@ def find_allocator(dirs: tuple[str, ...] = LIBRARY_DIRS) -> Path | None:
 
 
 SPIN_COUNT = "3000"
-"""``GOMP_SPINCOUNT`` on idle cores: 3,000 and 10,000 trained equally fast here, 1,000 was 20% slower."""
+"""``GOMP_SPINCOUNT`` on idle cores: long enough to bridge the gap between two parallel regions of a training
+step, short enough to give the core back soon (the values tried are in docs/speed.md)."""
 
 
 def openmp_wait_env(load: float, cores: int, threads: int) -> dict[str, str]:
