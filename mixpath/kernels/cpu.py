@@ -288,7 +288,7 @@ def bn_act_forward(
         and _channels_last(y)
         and _float_vectors(gamma, beta)
         and (out is None or (out.shape == y.shape and out.dtype == y.dtype and out.stride() == y.stride()))
-        and (running_mean is None or _float_vectors(running_mean, running_var))
+        and (running_mean is None or (running_var is not None and _float_vectors(running_mean, running_var)))
     ):
         return None
     library = _library()
@@ -300,7 +300,6 @@ def bn_act_forward(
     mean, invstd = y.new_empty(2, channels).unbind()
     # per-thread sums (doubles), then 32 x C floats for the tiled scale and shift
     partial = torch.empty(32 * channels * threads + 16 * channels, dtype=torch.float64)
-    tracked = running_mean is not None and running_var is not None
     status = library.bn_act_forward(
         y.data_ptr(),
         out.data_ptr(),
@@ -308,8 +307,8 @@ def bn_act_forward(
         invstd.data_ptr(),
         gamma.data_ptr(),
         beta.data_ptr(),
-        running_mean.data_ptr() if tracked else None,
-        running_var.data_ptr() if tracked else None,
+        running_mean.data_ptr() if running_mean is not None else None,
+        running_var.data_ptr() if running_var is not None else None,
         momentum,
         eps,
         partial.data_ptr(),

@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -68,8 +69,9 @@ def branch_sum(hidden: torch.Tensor, branches: Sequence[nn.Module]) -> torch.Ten
         for branch in branches[1:]:
             summed = summed + branch(hidden)
         return summed
-    convs = [branch[0] for branch in branches]
-    bns = [branch[1] for branch in branches]
+    layers = [cast(nn.Sequential, branch) for branch in branches]
+    convs = [layer[0] for layer in layers]
+    bns = [cast(nn.BatchNorm2d, layer[1]) for layer in layers]
     momenta = [_momentum(bn) for bn in bns]
     tensors = [t for conv, bn in zip(convs, bns, strict=True) for t in (conv.weight, bn.weight, bn.bias)]
     return _BranchSum.apply(hidden, branches, momenta, *tensors)
@@ -101,9 +103,10 @@ def _fusable(hidden: torch.Tensor, branches: Sequence[nn.Module]) -> bool:
     if not _fusable_mode(hidden):
         return False
     for branch in branches:
-        if len(branch) != 3 or type(branch[2]) not in _ACTIVATIONS:
+        layer = cast(nn.Sequential, branch)
+        if len(layer) != 3 or type(layer[2]) not in _ACTIVATIONS:
             return False
-        conv, bn = branch[0], branch[1]
+        conv, bn = layer[0], layer[1]
         if conv.bias is not None or conv.padding_mode != "zeros" or not _fusable_bn(bn):
             return False
     return True
@@ -120,8 +123,9 @@ def _momentum(bn: nn.BatchNorm2d) -> float:
     """The running-average factor ``nn.BatchNorm2d.forward`` would use now, counting this batch as it does."""
     if not bn.track_running_stats:
         return 0.0
-    bn.num_batches_tracked.add_(1)
-    return 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
+    batches = cast(torch.Tensor, bn.num_batches_tracked)  # present whenever running stats are tracked
+    batches.add_(1)
+    return 1.0 / float(batches) if bn.momentum is None else bn.momentum
 
 
 def _conv(x: torch.Tensor, conv: nn.Conv2d, weight: torch.Tensor) -> torch.Tensor:
