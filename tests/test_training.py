@@ -115,3 +115,19 @@ def test_warmup_rises_linearly_then_cosine_covers_the_rest():
     assert TrainConfig(epochs=1, warmup_epochs=2).effective_warmup_epochs == 0.5  # a short run keeps a decay
     with pytest.raises(MixPathError, match="warmup_epochs=-1"):
         TrainConfig(warmup_epochs=-1)
+
+
+def test_checkpoint_records_the_kernels_and_a_resume_across_a_change_warns(tmp_path, digits, caplog):
+    from mixpath.kernels import kernels_in_use
+
+    run = tmp_path / "run"
+    train_supernet(_config(), run, progress=False, dataset=digits, stop_after_steps=2)
+    state = load_checkpoint(run / CHECKPOINT_FILE)
+    assert state["kernels"] == kernels_in_use()
+    train_supernet(None, run, resume=True, progress=False, dataset=digits, stop_after_steps=1)
+    assert "numbers will differ" not in caplog.text  # same kernels: silent
+    state = load_checkpoint(run / CHECKPOINT_FILE)
+    state["kernels"] = "mixpath-kernels sha256:0000000000000000"  # written by another build
+    save_checkpoint(run / CHECKPOINT_FILE, state)
+    train_supernet(None, run, resume=True, progress=False, dataset=digits, stop_after_steps=1)
+    assert "numbers will differ from an uninterrupted run's" in caplog.text

@@ -40,6 +40,7 @@ from mixpath.data import Dataset, augment_batch, dataset_names, load_dataset
 from mixpath.errors import MixPathError
 from mixpath.evaluation.scoring import score
 from mixpath.io import read_json, write_csv, write_json
+from mixpath.kernels import kernel_change_warning, kernels_in_use
 from mixpath.spaces import SearchSpace, get_space
 from mixpath.supernet import build_supernet
 from mixpath.training.checkpoint import load_checkpoint, save_checkpoint
@@ -276,6 +277,9 @@ def start_or_resume(config: TrainConfig, space: SearchSpace, run_dir: Path, devi
         state.metrics, state.sums = saved["metrics"], EpochSums(**saved["partial"])
         if distributed.is_main():
             log.info("resumed at epoch %d step %d", state.epoch, state.step)
+            changed = kernel_change_warning(saved.get("kernels"))
+            if changed:
+                log.warning("resumed: %s", changed)
             before, world = saved.get("world_size", 1), distributed.world_size()
             if before != world:
                 micro, old_micro = (config.batch_size // w // config.micro_batches for w in (world, before))
@@ -329,6 +333,7 @@ def save(state: TrainState, config: TrainConfig, run_dir: Path) -> None:
                 "partial": dataclasses.asdict(state.sums),
                 "config": config.to_json(),
                 "world_size": distributed.world_size(),
+                "kernels": kernels_in_use(),
             },
         )
 
