@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import torch
+from ranking import VARIANTS
 
 from mixpath.data import load_dataset
 from mixpath.evaluation import CalibrationSettings
@@ -64,15 +65,7 @@ PROTOCOL = {
     "target": "test",  # stand-alone test accuracy (359 digits images) is the ground truth ranked against
     "bootstrap": 2000,
 }
-# name: (strategy, m, BN policy); spos and fairnas train single paths, their BN policy has nothing to act on
-SUPERNETS = {
-    "shadow": ("mixpath", 4, "shadow"),
-    "shared": ("mixpath", 4, "shared"),
-    "scaled": ("mixpath", 4, "scaled"),
-    "exponential": ("mixpath", 4, "exponential"),
-    "spos": ("spos", 1, "shadow"),
-    "fairnas": ("fairnas", 1, "shadow"),
-}
+SUPERNETS = VARIANTS  # name: (strategy, m, BN policy), one table with the fmnist-s1 study's
 
 log = logging.getLogger("ablation")
 
