@@ -54,7 +54,14 @@ from mixpath.errors import MixPathError
 from mixpath.evaluation import CalibrationSettings, CostModel
 from mixpath.io import read_json, write_csv, write_json
 from mixpath.pipeline_scale import FULL, RETRAIN_EPOCHS
-from mixpath.reporting.html import EXPORT_DIR, REPORT_FILE, RETRAIN_DIR, RETRAINED_FILE, write_html_report
+from mixpath.reporting.html import (
+    EXPORT_DIR,
+    PIPELINE_FILE,
+    REPORT_FILE,
+    RETRAIN_DIR,
+    RETRAINED_FILE,
+    write_html_report,
+)
 from mixpath.retraining import RESULT_FILE, RetrainEntry, format_table, retrain_architectures
 from mixpath.search import EvaluatedArch, SearchConfig
 from mixpath.spaces import get_space
@@ -85,7 +92,6 @@ TABLE_HEADERS = {
     "test_acc": "test acc (%)",
     "train_seconds": "train (s)",
 }
-SUMMARY_FILE = "pipeline.json"
 RETRAINED_CSV = "retrained.csv"
 
 
@@ -200,7 +206,7 @@ def run_pipeline(
             "export": round(time.perf_counter() - retrained_at, 1),
         },
     }
-    write_json(run_dir / SUMMARY_FILE, summary)
+    write_json(run_dir / PIPELINE_FILE, summary)
     write_html_report(run_dir)
     return summary
 

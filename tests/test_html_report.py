@@ -282,3 +282,33 @@ def test_cli_report_html_writes_the_page_without_the_analysis(tmp_path):
     assert [line for line in missing.stderr.splitlines() if line.startswith("error:")] == [
         f"error: {tmp_path / 'nowhere'} is not a mixpath run folder (no config.json); train one with `mixpath train`"
     ]
+
+
+def test_pipeline_summary_shows_verdict_budget_and_recipe(tmp_path):
+    run = _full_run(tmp_path / "run")
+    write_json(
+        run / "pipeline.json",
+        {
+            "budget": {"max_flops": 7.0812, "rule": "median FLOPs of 1000 sampled architectures"},
+            "retraining": {"recipe": {"epochs": 2, "lr": 0.05, "batch_size": 96}, "seed": 0, "train_images": 54000},
+            "roles": {"found": "most accurate on the search front within the FLOPs budget"},
+            "verdict": "the search lost to params by 1.42 points",
+            "seconds": {"training": 61.0},
+        },
+    )
+    path, text, page = _page(run)
+    assert page.fact("verdict") == "the search lost to params by 1.42 points"
+    assert page.fact("FLOPs budget") == "7.08 M multiply-adds (median FLOPs of 1000 sampled architectures)"
+    assert page.fact("recipe") == "2 epochs, lr 0.05, batch 96, seed 0"
+    assert page.fact("images") == "54000 training, – test"
+    assert page.fact("role found") == "most accurate on the search front within the FLOPs budget"
+    assert page.fact("training time") == "1 min 01 s"
+    assert "pipeline.json" in {unquote(href) for href in page.links}
+    _assert_self_contained(run, text, page)
+
+
+def test_pipeline_summary_of_wrong_shape_is_ignored(tmp_path):
+    run = _full_run(tmp_path / "run")
+    write_json(run / "pipeline.json", ["not", "a", "summary"])
+    _, text, _ = _page(run)
+    assert "<th>verdict</th>" not in text and "<th>FLOPs budget</th>" not in text

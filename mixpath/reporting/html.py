@@ -46,6 +46,8 @@ from mixpath.reporting.report import REPORT_DIR
 from mixpath.training.trainer import CONFIG_FILE, LOG_FILE, METRICS_FILE
 
 REPORT_FILE = "report.html"
+PIPELINE_FILE = "pipeline.json"
+"""``mixpath pipeline``'s summary: the FLOPs budget and its rule, the retraining recipe, the verdict."""
 RETRAINED_FILE = "retrained.json"
 """A list of retrained rows (see ``_RETRAIN_COLUMNS``); without it, ``retrain/<name>/result.json`` files."""
 RETRAIN_DIR = "retrain"
@@ -323,6 +325,7 @@ def _retrained(folder: _Folder) -> Html:
             "baselines of equal cost. The supernet score is its one-shot validation accuracy.",
         )
     )
+    parts.append(_pipeline_summary(folder))
     parts.append(table(headers, cells, numeric=range(2, len(headers) - 1)))
     plotted = [row for row in rows if _float(row.get("flops")) is not None and _float(row.get("test_acc")) is not None]
     comparison = image(_retrained_figure(plotted), "test accuracy against FLOPs, by role") if len(plotted) > 1 else ""
@@ -332,6 +335,33 @@ def _retrained(folder: _Folder) -> Html:
     parts.append(figures(Html(comparison), *curves))
     parts.append(folder.links([summary]))
     return join(parts)
+
+
+def _pipeline_summary(folder: _Folder) -> Html:
+    """The verdict, the FLOPs budget with its rule, the recipe and how each role was chosen, from
+    pipeline.json; nothing for a run that ``mixpath pipeline`` did not finish."""
+    path = folder.root / PIPELINE_FILE
+    summary = read_json(path) if path.is_file() else None
+    if not isinstance(summary, dict):
+        return Html("")
+    budget = summary.get("budget") if isinstance(summary.get("budget"), dict) else {}
+    retraining = summary.get("retraining") if isinstance(summary.get("retraining"), dict) else {}
+    recipe = retraining.get("recipe") if isinstance(retraining.get("recipe"), dict) else {}
+    roles = summary.get("roles") if isinstance(summary.get("roles"), dict) else {}
+    seconds = summary.get("seconds") if isinstance(summary.get("seconds"), dict) else {}
+    items = [
+        ("verdict", _as_text(summary.get("verdict", MISSING))),
+        ("FLOPs budget", f"{number(budget.get('max_flops'), '{:.2f} M')} multiply-adds ({budget.get('rule', MISSING)})"),
+        (
+            "recipe",
+            f"{recipe.get('epochs', MISSING)} epochs, lr {recipe.get('lr', MISSING)}, batch "
+            f"{recipe.get('batch_size', MISSING)}, seed {retraining.get('seed', MISSING)}",
+        ),
+        ("images", f"{retraining.get('train_images', MISSING)} training, {retraining.get('test_images', MISSING)} test"),
+        *((f"role {role}", _as_text(rule)) for role, rule in roles.items()),
+        *((f"{stage} time", _duration(_float(value))) for stage, value in seconds.items()),
+    ]
+    return join([facts(items), folder.links([path])])
 
 
 def _rankings(folder: _Folder) -> Html:
