@@ -19,9 +19,9 @@ from collections.abc import Callable
 import torch
 
 from mixpath.evaluation import CostModel, count_macs, count_params, layer_choices, measure_latency
-from mixpath.models import PUBLISHED
+from mixpath.models import PUBLISHED, shufflenet_macs
 from mixpath.spaces import Architecture, SearchSpace, get_space
-from mixpath.supernet import build_standalone, shufflenet_macs
+from mixpath.supernet import build_standalone
 
 SPACES = ("imagenet-s2", "imagenet-s3", "spos-shufflenet")
 RANDOM_SEEDS = (0, 1, 2)

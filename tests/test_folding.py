@@ -9,9 +9,9 @@ from torch import nn
 from mixpath.benchmarks_nas.nb201 import Nb201Supernet, nb201_space
 from mixpath.data import load_dataset
 from mixpath.evaluation import CalibrationSettings, SupernetEvaluator
+from mixpath.evaluation.folding import fold_batchnorms
 from mixpath.spaces import get_space
 from mixpath.supernet import BN_POLICIES, build_supernet
-from mixpath.supernet.folding import fold_batchnorms
 
 
 def give_statistics(supernet: nn.Module, space, m: int, x: torch.Tensor, rng: random.Random) -> None:

@@ -13,9 +13,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from mixpath.errors import MixPathError
 from mixpath.evaluation import calibrate_bn, count_macs, count_params
-from mixpath.models import build_published, get_published
+from mixpath.models import ShuffleNetSupernet, build_published, get_published, shufflenet_macs
 from mixpath.spaces import Architecture, LayerChoice, flops_binned_sampler, get_space
-from mixpath.supernet import ShuffleNetSupernet, build_standalone, build_supernet, shufflenet_macs
+from mixpath.supernet import build_standalone, build_supernet
 
 SIZE = 32  # input side in tests: 32 -> 16 after the stem -> 8, 4, 2, 1 after the stages
 

@@ -27,10 +27,10 @@ from mixpath.errors import MixPathError
 from mixpath.evaluation.cache import EvalCache, fingerprint
 from mixpath.evaluation.calibration import CalibrationSettings, check_count
 from mixpath.evaluation.costs import CostModel
+from mixpath.evaluation.folding import fold_batchnorms
 from mixpath.evaluation.modules import model_device, synchronize
 from mixpath.evaluation.scoring import score
 from mixpath.spaces import Architecture, SearchSpace
-from mixpath.supernet.folding import fold_batchnorms
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class SupernetEvaluator:
     does not score anything twice. ``seconds`` accumulates calibration and validation time.
 
     ``fold_bn``: validate the architecture as an extracted stand-alone model with its calibrated BNs
-    folded into its convolutions (``mixpath.supernet.folding``; same scores up to float rounding, faster),
+    folded into its convolutions (``mixpath.evaluation.folding``; same scores up to float rounding, faster),
     for supernets that can ``extract`` one; else the supernet itself runs the validation pass.
 
     ``on_scored``: None, or a function called with each architecture as soon as its metrics are known

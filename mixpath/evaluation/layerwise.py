@@ -21,10 +21,10 @@ from typing import cast
 import torch
 from torch import nn
 
+from mixpath.models.shufflenet import ChoiceBlock, mid_channels
 from mixpath.spaces import Architecture, LayerChoice, LayerSpec, SearchSpace
 from mixpath.supernet import build_standalone
 from mixpath.supernet.mbconv import InvertedResidual
-from mixpath.supernet.shufflenet import ChoiceBlock, mid_channels
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Supernets (every candidate weight, forward(x, arch)), BN policies, and stand-alone models.
 
-The built-in families are registered here: ``mbconv`` (``network``), ``shufflenet``, and the NAS-Bench cells
-``nb201`` and ``nb101``, whose builders live with their benchmark code (``mixpath.benchmarks_nas.families``,
-which builds on this package) and are imported when a model of theirs is first built.
+The built-in families are registered here: ``mbconv`` (``network``); SPOS's ``shufflenet``, whose models live
+in ``mixpath.models.shufflenet``; and the NAS-Bench cells ``nb201`` and ``nb101``, whose builders live with
+their benchmark code (``mixpath.benchmarks_nas.families``). Both build on this package, so their modules are
+imported when a model of theirs is first built.
 """
 
 from __future__ import annotations
@@ -31,21 +32,24 @@ from mixpath.supernet.network import (
     mbconv_stem_modules,
     register_family,
 )
-from mixpath.supernet.shufflenet import ShuffleNetStandalone, ShuffleNetSupernet, shufflenet_macs
 
 
-def _imported_builder(name: str) -> Callable[..., nn.Module]:
-    """The builder ``name`` of ``mixpath.benchmarks_nas.families``, imported when first called."""
+def _imported_builder(module: str, name: str) -> Callable[..., nn.Module]:
+    """The builder ``name`` of the module ``module``, imported when first called."""
 
     def build(*args: Any) -> nn.Module:
-        return getattr(importlib.import_module("mixpath.benchmarks_nas.families"), name)(*args)
+        return getattr(importlib.import_module(module), name)(*args)
 
     return build
 
 
-register_family("shufflenet", Family(ShuffleNetSupernet, ShuffleNetStandalone))
-for _name in ("nb201", "nb101"):
-    register_family(_name, Family(_imported_builder(f"{_name}_supernet"), _imported_builder(f"{_name}_standalone")))
+_BUILT_ELSEWHERE = {  # family: (module, supernet builder, stand-alone builder)
+    "shufflenet": ("mixpath.models.shufflenet", "ShuffleNetSupernet", "ShuffleNetStandalone"),
+    "nb201": ("mixpath.benchmarks_nas.families", "nb201_supernet", "nb201_standalone"),
+    "nb101": ("mixpath.benchmarks_nas.families", "nb101_supernet", "nb101_standalone"),
+}
+for _family, (_module, _supernet, _standalone) in _BUILT_ELSEWHERE.items():
+    register_family(_family, Family(_imported_builder(_module, _supernet), _imported_builder(_module, _standalone)))
 
 __all__ = [
     "BN_POLICIES",
@@ -54,8 +58,6 @@ __all__ = [
     "MBConvSupernet",
     "PathNorm",
     "ShadowBatchNorm",
-    "ShuffleNetStandalone",
-    "ShuffleNetSupernet",
     "build_standalone",
     "build_supernet",
     "check_bn_policy",
@@ -64,5 +66,4 @@ __all__ = [
     "mbconv_stem_modules",
     "path_sum_scale",
     "register_family",
-    "shufflenet_macs",
 ]

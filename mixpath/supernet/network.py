@@ -48,24 +48,41 @@ def mbconv_head(space: SearchSpace) -> Head:
     return Head(space.layers[-1].out_channels, space.skeleton["head_channels"], space.num_classes, act)
 
 
-def _stem_modules(model: MBConvSupernet | MBConvStandalone, space: SearchSpace) -> None:
-    """Give ``model`` the stem and the optional separable block. Modules are registered stem, separable
-    block, layers, head: without a separable block that is S1's original order, so its state dicts and
-    seeded initialisation stay as they were."""
-    modules = mbconv_stem_modules(space)
-    model.stem = modules[0]
-    model.sep = modules[1] if len(modules) > 1 else None
+class MBConvNetwork(nn.Module):
+    """What an ``mbconv`` supernet and stand-alone model share: the stem (and the optional separable block),
+    the searchable ``layers`` that ``make_layers`` builds, the head, MixPath's initialisation and the layout.
 
-
-class MBConvSupernet(nn.Module):
-    """Every candidate weight of an ``mbconv`` space; ``forward(x, arch)`` runs only the active paths.
-
-    ``memory_format``: the layout of the weights and activations. Channels-last (the default) is what
-    oneDNN's depthwise kernels want on the CPU; NCHW computes the same up to float rounding.
+    Modules are built and registered stem, separable block, layers, head: without a separable block that is
+    S1's original order, so its state dicts and seeded initialisation stay as they were. ``memory_format``:
+    the layout of the weights and activations. Channels-last (the default) is what oneDNN's depthwise kernels
+    want on the CPU; NCHW computes the same up to float rounding.
     """
 
     stem: nn.Module
     sep: nn.Module | None
+    layers: nn.Module
+
+    def __init__(self, space: SearchSpace, make_layers: Callable[[], nn.Module], memory_format: torch.memory_format):
+        super().__init__()
+        self.memory_format = memory_format
+        modules = mbconv_stem_modules(space)
+        self.stem = modules[0]
+        self.sep = modules[1] if len(modules) > 1 else None
+        self.layers = make_layers()
+        self.head = mbconv_head(space)
+        init_weights(self)
+        self.to(memory_format=memory_format)  # type: ignore[call-overload]  # torch's stub lacks it
+
+    def stem_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The input to the first searchable layer: ``x`` in the network's layout through the fixed modules."""
+        x = fused_conv_bn_act(x.contiguous(memory_format=self.memory_format), self.stem)
+        return x if self.sep is None else self.sep(x)
+
+
+class MBConvSupernet(MBConvNetwork):
+    """Every candidate weight of an ``mbconv`` space; ``forward(x, arch)`` runs only the active paths."""
+
+    layers: nn.ModuleList
 
     def __init__(
         self,
@@ -74,22 +91,19 @@ class MBConvSupernet(nn.Module):
         bn_policy: str = "shadow",
         memory_format: torch.memory_format = torch.channels_last,
     ):
-        super().__init__()
-        self.memory_format = memory_format
         check_bn_policy(bn_policy)
+        space.check_m(m)
+        super().__init__(
+            space,
+            lambda: nn.ModuleList(MultiPathInvertedResidual(spec, m, bn_policy) for spec in space.layers),
+            memory_format,
+        )
         self.space = space
-        self.m = space.check_m(m)
+        self.m = m
         self.bn_policy = bn_policy
-        _stem_modules(self, space)
-        self.layers = nn.ModuleList(MultiPathInvertedResidual(spec, m, bn_policy) for spec in space.layers)
-        self.head = mbconv_head(space)
-        init_weights(self)
-        self.to(memory_format=memory_format)  # type: ignore[call-overload]  # torch's stub lacks it
 
     def forward(self, x: torch.Tensor, arch: Architecture) -> torch.Tensor:
-        x = fused_conv_bn_act(x.contiguous(memory_format=self.memory_format), self.stem)
-        if self.sep is not None:
-            x = self.sep(x)
+        x = self.stem_features(x)
         for layer, choice in zip(self.layers, arch.layers, strict=True):
             x = layer(x, choice)
         return self.head(x)
@@ -107,16 +121,15 @@ class MBConvSupernet(nn.Module):
         return model.to(next(self.parameters()).device)
 
 
-class MBConvStandalone(nn.Module):
+class MBConvStandalone(MBConvNetwork):
     """A plain model of one architecture: only its own ops, one BN per layer.
 
     ``bn_policy="scaled"`` keeps the 1/k factor of the simple-scaling baseline so inherited weights
     compute the same function; for training from scratch the factor is harmless (a BN follows it).
-    ``memory_format`` as in ``MBConvSupernet``.
+    ``memory_format`` as in ``MBConvNetwork``.
     """
 
-    stem: nn.Module
-    sep: nn.Module | None
+    layers: nn.Sequential
 
     def __init__(
         self,
@@ -125,25 +138,20 @@ class MBConvStandalone(nn.Module):
         bn_policy: str = "shadow",
         memory_format: torch.memory_format = torch.channels_last,
     ):
-        super().__init__()
-        self.memory_format = memory_format
-        self.arch = arch
-        _stem_modules(self, space)
-        self.layers = nn.Sequential(
-            *(
-                InvertedResidual(spec, choice, path_sum_scale(bn_policy, len(choice.paths)))
-                for spec, choice in zip(space.layers, arch.layers, strict=True)
-            )
+        super().__init__(
+            space,
+            lambda: nn.Sequential(
+                *(
+                    InvertedResidual(spec, choice, path_sum_scale(bn_policy, len(choice.paths)))
+                    for spec, choice in zip(space.layers, arch.layers, strict=True)
+                )
+            ),
+            memory_format,
         )
-        self.head = mbconv_head(space)
-        init_weights(self)
-        self.to(memory_format=memory_format)  # type: ignore[call-overload]  # torch's stub lacks it
+        self.arch = arch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = fused_conv_bn_act(x.contiguous(memory_format=self.memory_format), self.stem)
-        if self.sep is not None:
-            x = self.sep(x)
-        return self.head(self.layers(x))
+        return self.head(self.layers(self.stem_features(x)))
 
 
 @dataclass(frozen=True)
