@@ -344,24 +344,35 @@ def _pipeline_summary(folder: _Folder) -> Html:
     summary = read_json(path) if path.is_file() else None
     if not isinstance(summary, dict):
         return Html("")
-    budget = summary.get("budget") if isinstance(summary.get("budget"), dict) else {}
-    retraining = summary.get("retraining") if isinstance(summary.get("retraining"), dict) else {}
-    recipe = retraining.get("recipe") if isinstance(retraining.get("recipe"), dict) else {}
-    roles = summary.get("roles") if isinstance(summary.get("roles"), dict) else {}
-    seconds = summary.get("seconds") if isinstance(summary.get("seconds"), dict) else {}
+    budget, retraining, roles, seconds = (
+        _mapping(summary, key) for key in ("budget", "retraining", "roles", "seconds")
+    )
+    recipe = _mapping(retraining, "recipe")
     items = [
         ("verdict", _as_text(summary.get("verdict", MISSING))),
-        ("FLOPs budget", f"{number(budget.get('max_flops'), '{:.2f} M')} multiply-adds ({budget.get('rule', MISSING)})"),
+        (
+            "FLOPs budget",
+            f"{number(budget.get('max_flops'), '{:.2f} M')} multiply-adds ({budget.get('rule', MISSING)})",
+        ),
         (
             "recipe",
             f"{recipe.get('epochs', MISSING)} epochs, lr {recipe.get('lr', MISSING)}, batch "
             f"{recipe.get('batch_size', MISSING)}, seed {retraining.get('seed', MISSING)}",
         ),
-        ("images", f"{retraining.get('train_images', MISSING)} training, {retraining.get('test_images', MISSING)} test"),
+        (
+            "images",
+            f"{retraining.get('train_images', MISSING)} training, {retraining.get('test_images', MISSING)} test",
+        ),
         *((f"role {role}", _as_text(rule)) for role, rule in roles.items()),
         *((f"{stage} time", _duration(_float(value))) for stage, value in seconds.items()),
     ]
     return join([facts(items), folder.links([path])])
+
+
+def _mapping(parent: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """``parent[key]`` when it is a mapping, else an empty one: a hand-edited summary still renders."""
+    value = parent.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def _rankings(folder: _Folder) -> Html:
