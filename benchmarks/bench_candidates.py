@@ -51,7 +51,7 @@ def measure(impl: str, archs: int = 3, seed: int = 0) -> dict:
     torch.manual_seed(0)
     if impl == "reference":
         model = ReferenceSupernet(space, M)
-        calib = calibration_images(dataset, 200 * 100, seed)
+        calib = calibration_images(dataset, 200 * 100, seed).x
 
         def evaluate(arch):
             spos_evaluate(model, arch, calib, dataset.val_x, dataset.val_y)

@@ -40,15 +40,15 @@ def compare(run_dir: Path, ground_truth: Path, target: str = "test", exact_size:
     truth = load_ground_truth(ground_truth)
     archs = [run.space.parse(text, run.supernet.m) for text in truth]
     data = run.dataset
-    exact_images = calibration_images(data, exact_size)
-    ema_images = spos_images(calibration_images(data, SPOS_BATCHES * BATCH))
+    exact_images = calibration_images(data, exact_size).x
+    ema_images = spos_images(calibration_images(data, SPOS_BATCHES * BATCH).x)
     scores: dict[str, list[float]] = {"exact": [], "ema200": []}
     seconds = {"exact": 0.0, "ema200": 0.0}
     for arch in archs:
         for name, images, mode in (("exact", exact_images, "exact"), ("ema200", ema_images, "ema")):
             start = time.perf_counter()
             calibrate_bn(run.supernet, arch, images, BATCH, mode)
-            scores[name].append(score(run.supernet, arch, data.val_x, data.val_y)["accuracy"])
+            scores[name].append(score(run.supernet, arch, data.val)["accuracy"])
             seconds[name] += time.perf_counter() - start
     gt = [truth[text].accuracy(target) for text in truth]
     difference = tau_difference(scores["exact"], scores["ema200"], gt)

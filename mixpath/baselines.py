@@ -16,6 +16,7 @@ import functools
 import math
 import random
 import statistics
+from collections.abc import Mapping
 
 from mixpath.errors import MixPathError
 from mixpath.evaluation import CostModel, layer_choices
@@ -58,6 +59,24 @@ def check_budget(space: SearchSpace, max_flops: float, cost: CostModel) -> None:
             f"no architecture of {space.name} fits a FLOPs budget of {max_flops:g} M multiply-adds: the smallest "
             f"({space.format(smallest)}) has {floor:.3f} M"
         )
+
+
+def check_constraints(space: SearchSpace, constraints: Mapping[str, float], cost: CostModel) -> None:
+    """Fail in one line when a FLOPs or params limit (M multiply-adds, M parameters) is below the least any
+    architecture of ``space`` has, so that a search that cannot find anything is refused before it runs."""
+    if "flops" in constraints:
+        check_budget(space, constraints["flops"], cost)
+    if "params" in constraints:
+        reference = uniform_smallest(space, cost)
+        least = cost.counts(reference)[1] + sum(
+            min(_layer_counts(cost, reference, i, choice)[1] for choice in layer_choices(spec, 1))
+            for i, spec in enumerate(space.layers)
+        )
+        if least / 1e6 > constraints["params"]:
+            raise MixPathError(
+                f"no architecture of {space.name} fits a limit of {constraints['params']:g} M parameters: the "
+                f"smallest has {least / 1e6:.4f} M"
+            )
 
 
 def median_flops(space: SearchSpace, m: int, cost: CostModel, draws: int = BUDGET_DRAWS, seed: int = 0) -> float:

@@ -15,8 +15,13 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
-    except RuntimeError:
-        raise MixPathError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    except (RuntimeError, TypeError, ValueError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):  # meta, mps, xla...: mixpath computes on neither
+        raise MixPathError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise MixPathError(f"device {name!r} asked for, but CUDA is not available here; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise MixPathError(f"device {name!r} asked for, but this machine has {count} CUDA device(s)")
     return device

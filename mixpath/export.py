@@ -28,7 +28,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from mixpath.data import Dataset
+from mixpath.data import Data
 from mixpath.errors import MixPathError
 from mixpath.io import atomic_write, write_json
 from mixpath.spaces import Architecture, SearchSpace, get_space
@@ -55,7 +55,7 @@ class Preprocessing:
     class_names: tuple[str, ...]
 
     @classmethod
-    def of(cls, dataset: Dataset) -> Preprocessing:
+    def of(cls, dataset: Data) -> Preprocessing:
         """The statistics ``dataset`` was normalised with, as ``mixpath.data.load_dataset`` computed them."""
         if dataset.mean is None or dataset.std is None:
             raise MixPathError(f"dataset {dataset.name!r} has no normalisation statistics to export")

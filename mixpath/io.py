@@ -8,13 +8,15 @@ process killed mid-append, and is dropped (``read_lines`` leaves it out; the nex
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import glob
 import io
 import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -35,18 +37,46 @@ def atomic_write(path: Path | str, write: Callable[[IO[bytes]], object]) -> None
     The temp file gets the permissions a plain ``open`` would give (0666 less the umask): mkstemp makes it
     0600, which would leave every result file readable by its owner alone."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with write_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())
+            with os.fdopen(fd, "wb") as handle:
+                write(handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+@contextlib.contextmanager
+def write_errors(path: Path | str) -> Iterator[None]:
+    """Turn an OSError of writing ``path`` (a full disk, a read-only folder, a folder where the file belongs)
+    into a one-line MixPathError naming the path and the cause."""
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        yield
+    except OSError as err:
+        raise MixPathError(f"cannot write {path}: {err.strerror or err}") from None
+
+
+def describe_os_error(err: OSError) -> str:
+    """An OSError in one line: the file it names, then the cause."""
+    cause = err.strerror or str(err) or type(err).__name__
+    return f"{err.filename}: {cause}" if err.filename else cause
+
+
+def remove_stale_temp_files(path: Path | str) -> None:
+    """Delete the temp files of ``path`` that writers killed mid-write left behind (``.NAME.*.tmp``, see
+    ``atomic_write``). Call it only while holding the folder's lock (``mixpath.runlock``): then no writer of
+    ``path`` is alive."""
+    path = Path(path)
+    for stale in glob.glob(os.path.join(glob.escape(str(path.parent)), f".{glob.escape(path.name)}.*.tmp")):
+        with contextlib.suppress(OSError):
+            os.unlink(stale)
+            log.info("removed %s, left behind by a write that was killed", stale)
 
 
 def append_line(path: Path | str, line: str, header: str | None = None) -> None:
@@ -56,20 +86,21 @@ def append_line(path: Path | str, line: str, header: str | None = None) -> None:
     if "\n" in line or (header is not None and "\n" in header):
         raise ValueError("append_line appends one line: no newline inside it")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+b") as handle:  # writes go to the end, whatever the position
-        size = handle.seek(0, os.SEEK_END)
-        if size:
-            handle.seek(size - 1)
-            if handle.read(1) != b"\n":
-                handle.seek(0)
-                size = handle.read().rfind(b"\n") + 1
-                log.warning("%s: cutting off a torn last line (a writer killed mid-line)", path)
-                handle.truncate(size)
-        text = line + "\n" if size or header is None else header + "\n" + line + "\n"
-        handle.write(text.encode())
-        handle.flush()
-        os.fsync(handle.fileno())
+    with write_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a+b") as handle:  # writes go to the end, whatever the position
+            size = handle.seek(0, os.SEEK_END)
+            if size:
+                handle.seek(size - 1)
+                if handle.read(1) != b"\n":
+                    handle.seek(0)
+                    size = handle.read().rfind(b"\n") + 1
+                    log.warning("%s: cutting off a torn last line (a writer killed mid-line)", path)
+                    handle.truncate(size)
+            text = line + "\n" if size or header is None else header + "\n" + line + "\n"
+            handle.write(text.encode())
+            handle.flush()
+            os.fsync(handle.fileno())
 
 
 def read_lines(path: Path | str) -> list[str]:
@@ -108,5 +139,7 @@ def read_json(path: Path | str) -> Any:
         return json.loads(path.read_text())
     except FileNotFoundError:
         raise MixPathError(f"{path} does not exist") from None
-    except json.JSONDecodeError as err:
-        raise MixPathError(f"{path} is not valid JSON: {err}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+        raise MixPathError(f"{path} is not valid JSON: {str(err).splitlines()[0] or type(err).__name__}") from None
+    except OSError as err:
+        raise MixPathError(f"cannot read {path}: {err.strerror or err}") from None

@@ -49,7 +49,7 @@ from mixpath.baselines import (
     random_equal_flops,
     uniform_smallest,
 )
-from mixpath.data import load_dataset
+from mixpath.data import load_data
 from mixpath.errors import MixPathError
 from mixpath.evaluation import CalibrationSettings, CostModel
 from mixpath.io import read_json, write_csv, write_json
@@ -63,11 +63,13 @@ from mixpath.reporting.html import (
     write_html_report,
 )
 from mixpath.retraining import RESULT_FILE, RetrainEntry, format_table, retrain_architectures
+from mixpath.runlock import locking_run_folder
 from mixpath.search import EvaluatedArch, SearchConfig
-from mixpath.spaces import get_space
+from mixpath.spaces import load_space_file
+from mixpath.spaces.space_file import load_run_spaces
 from mixpath.training import Recipe, Run, TrainConfig, load_run, train_supernet
 from mixpath.training.chance import untrained_warning
-from mixpath.training.trainer import CONFIG_FILE
+from mixpath.training.trainer import CONFIG_FILE, run_space
 from mixpath.workflow import choose_under_budget, export_retrained, search_supernet, supernet_evaluator
 
 log = logging.getLogger("mixpath.pipeline")
@@ -95,9 +97,10 @@ TABLE_HEADERS = {
 RETRAINED_CSV = "retrained.csv"
 
 
+@locking_run_folder
 def run_pipeline(
     run_dir: Path | str,
-    train_config: TrainConfig = TrainConfig(),
+    train_config: TrainConfig | None = None,
     search_config: SearchConfig = SearchConfig(budget=FULL.budget, population=FULL.population),
     recipe: Recipe = Recipe(epochs=RETRAIN_EPOCHS),
     *,
@@ -109,21 +112,31 @@ def run_pipeline(
     allow_untrained: bool = False,
     progress: bool = True,
     device: str = "auto",
+    space_file: Path | str | None = None,
 ) -> dict[str, Any]:
     """Run the whole job into ``run_dir`` (see the module docstring) and return its summary, as pipeline.json.
 
     ``max_flops``: the FLOPs budget in M multiply-adds (default: the median rule above); the search runs
     under it as a constraint. ``retrain_subset``: retrain on only this many training images. With
-    ``resume=True`` every stage continues what ``run_dir`` holds, using its saved training settings.
+    ``resume=True`` every stage continues what ``run_dir`` holds, using its saved training settings; a
+    ``train_config`` given then is compared with them as ``train_supernet`` does (the settings a run may
+    change are applied, any other difference refused). Without one a new run trains ``TrainConfig()``.
     A supernet whose sampled subnets stay near chance accuracy (``mixpath.training.chance``) stops the job
     before the search with a MixPathError saying what to change, since searching it would rank noise;
     ``allow_untrained=True`` logs the warning and goes on (a smoke run's supernet learns nothing).
+    ``space_file``: the Python file declaring the space, as for ``train_supernet`` (which keeps a copy).
     """
     run_dir = Path(run_dir)
     started = time.perf_counter()
+    load_run_spaces(run_dir)
+    if space_file is not None:
+        load_space_file(space_file)
     resume_training = resume and (run_dir / CONFIG_FILE).exists()
-    planned = TrainConfig.from_json(read_json(run_dir / CONFIG_FILE)) if resume_training else train_config
-    space = get_space(planned.space)
+    if resume_training:
+        planned = TrainConfig.from_json(read_json(run_dir / CONFIG_FILE), run_dir / CONFIG_FILE)
+    else:
+        planned = train_config if train_config is not None else TrainConfig()
+    space = run_space(planned)
     cost = CostModel(space)
     if max_flops is not None:
         check_budget(space, max_flops, cost)
@@ -134,7 +147,12 @@ def run_pipeline(
     log.info("FLOPs budget: %.2f M multiply-adds (%s)", budget, rule)
 
     trained = train_supernet(
-        None if resume_training else train_config, run_dir, resume=resume_training, device=device, progress=progress
+        train_config if resume_training else planned,
+        run_dir,
+        resume=resume_training,
+        device=device,
+        progress=progress,
+        space_file=space_file,
     )
     trained_at = time.perf_counter()
     warning = untrained_warning(run_dir)
@@ -152,12 +170,15 @@ def run_pipeline(
     entries = choose_contenders(run, result.front, budget, calibration)
     chosen_at = time.perf_counter()
 
-    dataset = load_dataset(
+    dataset = load_data(
         run.config.data,
         run.config.data_dir,
         val_size=run.config.val_size,
         split_seed=run.config.seed,
         train_subset=retrain_subset,
+        image_size=run.space.input_shape[1] if run.config.data == "imagefolder" else None,
+        workers=run.config.workers,
+        skip_bad_images=run.config.skip_bad_images,
     )
     retrain_root = run_dir / RETRAIN_DIR
     table = retrain_architectures(
@@ -168,8 +189,10 @@ def run_pipeline(
     write_csv(run_dir / RETRAINED_CSV, rows)
     retrained_at = time.perf_counter()
 
-    export_paths, _ = export_retrained(retrain_root / "found", run_dir / EXPORT_DIR, export_program=True)
-    noise = max(SEED_NOISE_POINTS, 100.0 / len(dataset.test_y))
+    export_paths, _ = export_retrained(
+        retrain_root / "found", run_dir / EXPORT_DIR, export_program=True, overwrite=True
+    )  # the pipeline's own export: a resumed pipeline writes it again
+    noise = max(SEED_NOISE_POINTS, 100.0 / len(dataset.test))
     summary = {
         "run": str(run_dir),
         "training": trained.last,
@@ -184,8 +207,8 @@ def run_pipeline(
         "retraining": {
             "recipe": dataclasses.asdict(recipe),
             "seed": run.config.seed,
-            "train_images": len(dataset.train_y),
-            "test_images": len(dataset.test_y),
+            "train_images": len(dataset.train),
+            "test_images": len(dataset.test),
         },
         "roles": ROLES,
         "rows": rows,

@@ -20,10 +20,11 @@ One folder per architecture::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,16 +32,20 @@ from typing import Any
 import torch
 from matplotlib.figure import Figure
 
-from mixpath.data import Dataset, load_dataset
+from mixpath.checks import check_seed, is_number
+from mixpath.data import Data, load_data
 from mixpath.errors import MixPathError
 from mixpath.evaluation import CostModel
 from mixpath.export import Preprocessing, export_model
 from mixpath.io import read_json, write_csv, write_json
+from mixpath.runlock import LOCK_FILE, run_lock
 from mixpath.spaces import Architecture, SearchSpace, get_space
+from mixpath.spaces.space_file import load_run_spaces
 from mixpath.supernet import build_standalone
 from mixpath.training.config import TrainConfig
 from mixpath.training.recipe import Recipe
 from mixpath.training.standalone import init_seed, train_standalone
+from mixpath.training.trainer import run_space
 
 log = logging.getLogger("mixpath.retrain")
 
@@ -77,7 +82,7 @@ class RetrainEntry:
 
 def retrain_architecture(
     space: SearchSpace,
-    dataset: Dataset,
+    dataset: Data,
     arch: Architecture,
     recipe: Recipe,
     folder: Path | str,
@@ -95,69 +100,66 @@ def retrain_architecture(
     ``train_standalone``.
     """
     folder = Path(folder)
-    if dataset.input_shape[0] != space.input_shape[0]:
-        raise MixPathError(
-            f"space {space.name!r} takes {space.input_shape[0]}-channel input, data {dataset.name!r} has "
-            f"{dataset.input_shape[0]} channels"
+    space.check_data(dataset.input_shape, dataset.num_classes, dataset.name)
+    check_seed("seed", seed)
+    with run_lock(folder), _claims([(folder, _settings(space, dataset, arch, recipe, seed))]):
+        labels = dict(labels or {})
+        if (folder / RESULT_FILE).exists():
+            result = _read_result(folder / RESULT_FILE)
+            log.info("%s is finished: nothing to train", folder)
+            if any(result.get(key) != value for key, value in labels.items()):
+                result |= labels
+                write_json(folder / RESULT_FILE, result)
+            return result
+        init_seed(seed)
+        model = build_standalone(space, arch)
+        trained = train_standalone(
+            model,
+            dataset,
+            recipe,
+            seed=seed,
+            device=device,
+            progress=progress,
+            checkpoint_path=folder / CHECKPOINT_FILE,
+            stop_after_epochs=stop_after_epochs,
+            validate_epochs=True,
+            on_epoch=lambda history: write_csv(folder / METRICS_FILE, history),
         )
-    _claim_folder(folder, _settings(space, dataset, arch, recipe, seed))
-    labels = dict(labels or {})
-    if (folder / RESULT_FILE).exists():
-        result = read_json(folder / RESULT_FILE)
-        log.info("%s is finished: nothing to train", folder)
-        if any(result.get(key) != value for key, value in labels.items()):
-            result |= labels
-            write_json(folder / RESULT_FILE, result)
+        if trained is None:
+            return None
+        write_csv(folder / METRICS_FILE, trained["history"])  # a call resumed after the last epoch skipped on_epoch
+        plot_curves(trained["history"], folder / CURVES_FILE, title=f"{space.format(arch)} on {dataset.name}")
+        costs = CostModel(space)(arch)
+        result = {
+            "arch": space.format(arch),
+            "space": space.name,
+            "data": dataset.name,
+            "seed": seed,
+            "recipe": dataclasses.asdict(recipe),
+            "epochs": recipe.epochs,
+            "val_acc": trained["val_acc"],
+            "test_acc": trained["test_acc"],
+            "flops": round(costs["flops"], 4),
+            "params": round(costs["params"], 5),
+            "train_seconds": trained["seconds"],
+            **labels,
+        }
+        export_model(
+            model,
+            space,
+            arch,
+            folder,
+            preprocessing=Preprocessing.of(dataset),
+            metrics={k: result[k] for k in ("val_acc", "test_acc")},
+            export_program=True,
+        )
+        write_json(folder / RESULT_FILE, result)
         return result
-    init_seed(seed)
-    model = build_standalone(space, arch)
-    trained = train_standalone(
-        model,
-        dataset,
-        recipe,
-        seed=seed,
-        device=device,
-        progress=progress,
-        checkpoint_path=folder / CHECKPOINT_FILE,
-        stop_after_epochs=stop_after_epochs,
-        validate_epochs=True,
-        on_epoch=lambda history: write_csv(folder / METRICS_FILE, history),
-    )
-    if trained is None:
-        return None
-    write_csv(folder / METRICS_FILE, trained["history"])  # a call resumed after the last epoch skipped on_epoch
-    plot_curves(trained["history"], folder / CURVES_FILE, title=f"{space.format(arch)} on {dataset.name}")
-    costs = CostModel(space)(arch)
-    result = {
-        "arch": space.format(arch),
-        "space": space.name,
-        "data": dataset.name,
-        "seed": seed,
-        "recipe": dataclasses.asdict(recipe),
-        "epochs": recipe.epochs,
-        "val_acc": trained["val_acc"],
-        "test_acc": trained["test_acc"],
-        "flops": round(costs["flops"], 4),
-        "params": round(costs["params"], 5),
-        "train_seconds": trained["seconds"],
-        **labels,
-    }
-    export_model(
-        model,
-        space,
-        arch,
-        folder,
-        preprocessing=Preprocessing.of(dataset),
-        metrics={k: result[k] for k in ("val_acc", "test_acc")},
-        export_program=True,
-    )
-    write_json(folder / RESULT_FILE, result)
-    return result
 
 
 def retrain_architectures(
     space: SearchSpace,
-    dataset: Dataset,
+    dataset: Data,
     entries: Sequence[RetrainEntry],
     recipe: Recipe,
     out_root: Path | str,
@@ -178,27 +180,29 @@ def retrain_architectures(
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise MixPathError(f"two architectures to retrain share the folder name {repeated[0]!r}")
-    for entry in entries:
-        _claim_folder(out_root / entry.name, _settings(space, dataset, entry.arch, recipe, seed))
-    rows = []
-    for number, entry in enumerate(entries, 1):
-        log.info("retraining %d/%d into %s: %s", number, len(entries), out_root / entry.name, space.format(entry.arch))
-        result = retrain_architecture(
-            space,
-            dataset,
-            entry.arch,
-            recipe,
-            out_root / entry.name,
-            seed=seed,
-            device=device,
-            progress=progress,
-            labels=entry.labels(),
-        )
-        assert result is not None  # no stop_after_epochs given
-        rows.append({"name": entry.name} | {key: result[key] for key in TABLE_COLUMNS[1:] if key in result})
-    write_json(out_root / "table.json", rows)
-    write_csv(out_root / "table.csv", rows)
-    return rows
+    check_seed("seed", seed)
+    claims = [(out_root / entry.name, _settings(space, dataset, entry.arch, recipe, seed)) for entry in entries]
+    with run_lock(out_root), _claims(claims):
+        rows = []
+        for number, entry in enumerate(entries, 1):
+            folder = out_root / entry.name
+            log.info("retraining %d/%d into %s: %s", number, len(entries), folder, space.format(entry.arch))
+            result = retrain_architecture(
+                space,
+                dataset,
+                entry.arch,
+                recipe,
+                out_root / entry.name,
+                seed=seed,
+                device=device,
+                progress=progress,
+                labels=entry.labels(),
+            )
+            assert result is not None  # no stop_after_epochs given
+            rows.append({"name": entry.name} | {key: result[key] for key in TABLE_COLUMNS[1:] if key in result})
+        write_json(out_root / "table.json", rows)
+        write_csv(out_root / "table.csv", rows)
+        return rows
 
 
 def front_entries(run_dir: Path | str, algo: str | None = None) -> tuple[TrainConfig, list[RetrainEntry]]:
@@ -212,7 +216,7 @@ def front_entries(run_dir: Path | str, algo: str | None = None) -> tuple[TrainCo
     config_path = run_dir / "config.json"
     if not config_path.is_file():
         raise MixPathError(f"{run_dir} is not a mixpath run folder (no config.json); train one with `mixpath train`")
-    config = TrainConfig.from_json(read_json(config_path))
+    config = TrainConfig.from_json(read_json(config_path), config_path)
     found = {path.parent.name.removeprefix("search-"): path for path in sorted(run_dir.glob("search-*/front.json"))}
     if algo is None and len(found) > 1:
         raise MixPathError(
@@ -222,13 +226,18 @@ def front_entries(run_dir: Path | str, algo: str | None = None) -> tuple[TrainCo
     if algo not in found:
         have = f"it has fronts of {', '.join(found)}" if found else f"run `mixpath search {run_dir}` first"
         raise MixPathError(f"{run_dir} holds no search front{f' of {algo}' if algo else ''} ({have})")
+    load_run_spaces(run_dir)
     space = get_space(config.space)
-    try:
-        items = [
-            (space.parse(item["arch"], config.m), item["metrics"].get("accuracy")) for item in read_json(found[algo])
-        ]
-    except (KeyError, TypeError, AttributeError) as err:
-        raise MixPathError(f"{found[algo]} is not a search front written by mixpath ({err!r})") from None
+    front = read_json(found[algo])
+    if not isinstance(front, list) or not all(
+        isinstance(item, dict)
+        and isinstance(item.get("arch"), str)
+        and isinstance(item.get("metrics"), dict)
+        and is_number(item["metrics"].get("accuracy"))
+        for item in front
+    ):
+        raise MixPathError(f"{found[algo]} is not a search front written by mixpath (a list of arch, metrics)")
+    items = [(space.parse(item["arch"], config.m), float(item["metrics"]["accuracy"])) for item in front]
     if not items:
         raise MixPathError(f"the front in {found[algo]} is empty: nothing to retrain")
     entries = [
@@ -250,23 +259,34 @@ def retrain_front(
     out_root: Path | str | None = None,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    workers: int | None = None,
+    skip_bad_images: bool | None = None,
 ) -> tuple[Path, list[dict[str, Any]]]:
     """Retrain every architecture of a run's search front into ``out_root`` (default RUN/retrain).
 
-    The data default to the run's (its folder too); the training split is the whole one unless
-    ``train_subset`` is given (a supernet trained on a subset for speed does not limit its retraining).
-    Returns the root folder and the table of ``retrain_architectures``.
+    The data default to the run's (its folder too, and an image folder's image size, ``workers`` and whether to
+    skip unreadable images, unless given); the training split is the whole one unless ``train_subset`` is given
+    (a supernet trained on a subset for speed does not limit its retraining). Returns the root folder and the
+    table of ``retrain_architectures``.
     """
-    config, entries = front_entries(run_dir, algo)
-    if data is None or data == config.data:
-        data = config.data
-        data_dir = data_dir if data_dir is not None else config.data_dir
-    dataset = load_dataset(data, data_dir, split_seed=seed, train_subset=train_subset)
-    root = Path(out_root) if out_root is not None else Path(run_dir) / "retrain"
-    rows = retrain_architectures(
-        get_space(config.space), dataset, entries, recipe, root, seed=seed, device=device, progress=progress
-    )
-    return root, rows
+    with run_lock(run_dir):
+        config, entries = front_entries(run_dir, algo)
+        if data is None or data == config.data:
+            data = config.data
+            data_dir = data_dir if data_dir is not None else config.data_dir
+        space = run_space(config)
+        dataset = load_data(
+            data,
+            data_dir,
+            split_seed=seed,
+            train_subset=train_subset,
+            image_size=space.input_shape[1] if data == "imagefolder" else None,
+            workers=workers if workers is not None else config.workers,
+            skip_bad_images=skip_bad_images if skip_bad_images is not None else config.skip_bad_images,
+        )
+        root = Path(out_root) if out_root is not None else Path(run_dir) / "retrain"
+        rows = retrain_architectures(space, dataset, entries, recipe, root, seed=seed, device=device, progress=progress)
+        return root, rows
 
 
 def format_table(rows: Sequence[Mapping[str, Any]], headers: Mapping[str, str] | None = None) -> list[str]:
@@ -309,7 +329,7 @@ def plot_curves(history: Sequence[Mapping[str, Any]], path: Path | str, title: s
     return path
 
 
-def _settings(space: SearchSpace, dataset: Dataset, arch: Architecture, recipe: Recipe, seed: int) -> dict[str, Any]:
+def _settings(space: SearchSpace, dataset: Data, arch: Architecture, recipe: Recipe, seed: int) -> dict[str, Any]:
     """What decides a retraining's weights: two calls with equal settings train the same model."""
     return {
         "space": space.name,
@@ -321,24 +341,60 @@ def _settings(space: SearchSpace, dataset: Dataset, arch: Architecture, recipe: 
     }
 
 
-def _claim_folder(folder: Path, settings: dict[str, Any]) -> None:
+@contextlib.contextmanager
+def _claims(claims: Sequence[tuple[Path, dict[str, Any]]]) -> Iterator[None]:
+    """Claim every folder (``_claim_folder``) for the block. When the block fails, a folder it claimed afresh
+    that holds no training yet is given back (settings.json removed, the folder too when that leaves it
+    empty), so that a failed start leaves nothing behind."""
+    fresh = []
+    try:
+        for folder, settings in claims:
+            if _claim_folder(folder, settings):
+                fresh.append(folder)
+        yield
+    except BaseException:
+        for folder in fresh:
+            if not (folder / CHECKPOINT_FILE).exists() and not (folder / RESULT_FILE).exists():
+                (folder / SETTINGS_FILE).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+        raise
+
+
+def _claim_folder(folder: Path, settings: dict[str, Any]) -> bool:
     """Write ``settings`` into a new or empty ``folder``; accept a folder holding the same settings, or other
     settings but nothing trained yet (a call that failed before its first epoch, e.g. on a batch larger
     than the data, must not block the corrected one); refuse anything else in one line naming the
-    differing keys."""
+    differing keys. True when the folder held no settings before."""
     path = folder / SETTINGS_FILE
     if path.exists():
-        saved, asked = _flat(read_json(path)), _flat(settings)
+        content = read_json(path)
+        if not isinstance(content, dict):
+            raise MixPathError(f"{path} is not a retraining's settings (a JSON object); retrain into a new folder")
+        saved, asked = _flat(content), _flat(settings)
         differing = [key for key in sorted(saved.keys() | asked.keys()) if saved.get(key) != asked.get(key)]
         trained = (folder / CHECKPOINT_FILE).exists() or (folder / RESULT_FILE).exists()
         if differing and trained:
             changes = "; ".join(f"{key}: {saved.get(key)!r} there, {asked.get(key)!r} asked" for key in differing)
             raise MixPathError(f"{folder} holds another retraining ({changes}); choose another folder or delete it")
         if not differing:
-            return
-    elif folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+            return False
+        write_json(path, settings)
+        return False
+    if folder.exists() and (not folder.is_dir() or any(p.name != LOCK_FILE for p in folder.iterdir())):
         raise MixPathError(f"{folder} is not an empty folder and holds no {SETTINGS_FILE}; retrain into a new folder")
     write_json(path, settings)
+    return True
+
+
+def _read_result(path: Path) -> dict[str, Any]:
+    """A finished retraining's result.json, its numbers checked (the table formats them)."""
+    result = read_json(path)
+    if not isinstance(result, dict) or not all(
+        is_number(result[key]) for key in _NUMBER_FORMATS if result.get(key) is not None
+    ):
+        raise MixPathError(f"{path} is not a retraining's result (a JSON object with numbers); delete it to retrain")
+    return result
 
 
 def _flat(settings: Mapping[str, Any]) -> dict[str, Any]:

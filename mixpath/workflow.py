@@ -10,6 +10,8 @@ export_retrained("runs/x/retrain/found", "runs/x/export")           # or a model
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -17,6 +19,7 @@ from typing import Any, cast
 from torch import nn
 
 from mixpath import distributed
+from mixpath.baselines import check_constraints
 from mixpath.errors import MixPathError
 from mixpath.evaluation import (
     CalibrationSettings,
@@ -29,7 +32,10 @@ from mixpath.evaluation import (
 from mixpath.evaluation.sharded import ShardedEvaluator
 from mixpath.export import Preprocessing, export_model, load_exported, require_onnx
 from mixpath.io import read_json
+from mixpath.kernels.runtime import waiting_follows_load
+from mixpath.runlock import run_lock
 from mixpath.search import EvaluatedArch, Evaluator, SearchConfig, SearchResult, make_searcher
+from mixpath.search.learned import LearnedSearcher
 from mixpath.spaces import Architecture
 from mixpath.training import Run, load_run
 
@@ -72,6 +78,7 @@ def evaluate_architecture(
     return {"arch": run.space.format(arch), **metrics}
 
 
+@waiting_follows_load()  # OpenMP threads sleep while other jobs share the cores
 def search_supernet(
     run_dir: Path | str,
     algo: str,
@@ -80,35 +87,53 @@ def search_supernet(
     calibration: CalibrationSettings = CalibrationSettings(),
     out_dir: Path | str | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
     device: str = "auto",
 ) -> tuple[SearchResult, Path]:
     """Search a trained supernet; results, front and plot go to ``out_dir`` (default RUN/search-ALGO).
 
+    The run folder and the results folder are locked for the search (``mixpath.runlock``). A results folder
+    holding an earlier search is continued with ``resume=True`` and replaced only with ``overwrite=True``.
+    A FLOPs or params constraint that no architecture of the space meets fails before anything is scored.
+
     Under torchrun every process runs the same search and scores its share of each generation
     (``ShardedEvaluator``); all reach the same result, and only rank 0 writes the results and plot.
     """
-    run = load_run(run_dir, distributed.setup(device))
-    out = Path(out_dir) if out_dir is not None else run.run_dir / f"search-{algo}"
-    wants_latency = "latency" in config.objectives or "latency" in config.constraints
-    costs = cost_model_for(run, wants_latency, progress)
-    evaluator: Evaluator = supernet_evaluator(run, calibration, costs)
-    if distributed.world_size() > 1:
-        evaluator = ShardedEvaluator(evaluator)
-    result = make_searcher(algo).run(
-        run.space,
-        run.config.m,
-        evaluator,
-        config,
-        cost_model=costs,
-        state_dir=out,
-        resume=resume,
-        progress=progress and distributed.is_main(),
-    )
-    if distributed.is_main():
-        result.save(out)
-        result.plot(out / "front.png")
+    target = distributed.setup(device)
+    out = search_folder(run_dir, algo, out_dir)
+    with contextlib.ExitStack() as held:
+        for folder in (Path(run_dir), out):
+            distributed.run_on_main(functools.partial(lambda f: held.enter_context(run_lock(f)), folder))
+        run = load_run(run_dir, target)
+        space = run.search_space  # the run's space, shrunk to its surviving ops when it was trained shrinking
+        check_constraints(space, config.constraints, CostModel(space))
+        wants_latency = "latency" in config.objectives or "latency" in config.constraints
+        costs = cost_model_for(run, wants_latency, progress)
+        evaluator: Evaluator = supernet_evaluator(run, calibration, costs)
+        if distributed.world_size() > 1:
+            evaluator = ShardedEvaluator(evaluator)
+        searcher = LearnedSearcher.from_run(run_dir) if algo == LearnedSearcher.name else make_searcher(algo)
+        result = searcher.run(
+            space,
+            run.config.m,
+            evaluator,
+            config,
+            cost_model=costs,
+            state_dir=out,
+            resume=resume,
+            overwrite=overwrite,
+            progress=progress and distributed.is_main(),
+        )
+        if distributed.is_main():
+            result.save(out)
+            result.plot(out / "front.png")
     return result, out
+
+
+def search_folder(run_dir: Path | str, algo: str, out_dir: Path | str | None = None) -> Path:
+    """Where a search of ``run_dir`` with ``algo`` keeps its results: ``out_dir``, by default RUN/search-ALGO."""
+    return Path(out_dir) if out_dir is not None else Path(run_dir) / f"search-{algo}"
 
 
 def best_of_front(result: SearchResult) -> Architecture:
@@ -136,10 +161,13 @@ def export_architecture(
     calibration: CalibrationSettings = CalibrationSettings(),
     export_program: bool = False,
     export_onnx: bool = False,
+    overwrite: bool = False,
     device: str = "auto",
 ) -> tuple[list[Path], dict[str, Any]]:
     """Extract ``arch`` from the run's supernet, calibrate its BNs, score it and write it as a stand-alone model
-    with the run's preprocessing (model.pt2 and model.onnx take raw pixels; see mixpath.export)."""
+    with the run's preprocessing (model.pt2 and model.onnx take raw pixels; see mixpath.export). An earlier
+    export in ``out_dir`` is replaced only with ``overwrite=True``."""
+    check_export_target(out_dir, overwrite)
     if export_onnx:
         require_onnx()
     run = load_run(run_dir, device)
@@ -168,11 +196,14 @@ def export_retrained(
     *,
     export_program: bool = False,
     export_onnx: bool = False,
+    overwrite: bool = False,
 ) -> tuple[list[Path], dict[str, Any]]:
     """Write the model retrained from scratch in ``folder`` (a ``mixpath.retraining`` folder) as an export into
     ``out_dir``: its own trained weights and BN statistics, its data's preprocessing, and metrics holding its
     validation and test accuracy, FLOPs and params. This, not the supernet's inherited weights, is the model
-    to deploy once an architecture has been retrained."""
+    to deploy once an architecture has been retrained. An earlier export in ``out_dir`` is replaced only with
+    ``overwrite=True``."""
+    check_export_target(out_dir, overwrite)
     if export_onnx:
         require_onnx()
     folder = Path(folder)
@@ -196,3 +227,12 @@ def export_retrained(
         export_onnx=export_onnx,
     )
     return paths, metrics
+
+
+def check_export_target(out_dir: Path | str, overwrite: bool) -> None:
+    """Refuse to write an export over an earlier one (its model.pt) unless ``overwrite``."""
+    earlier = Path(out_dir) / "model.pt"
+    if not overwrite and (earlier.exists() or earlier.is_symlink()):
+        raise MixPathError(
+            f"{out_dir} already holds an export ({earlier}): --overwrite replaces it, or --out elsewhere"
+        )

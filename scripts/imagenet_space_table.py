@@ -23,7 +23,7 @@ from mixpath.models import PUBLISHED, shufflenet_macs
 from mixpath.spaces import Architecture, SearchSpace, get_space
 from mixpath.supernet import build_standalone
 
-SPACES = ("imagenet-s2", "imagenet-s3", "spos-shufflenet")
+SPACES = ("imagenet-s2", "imagenet-s3", "imagenet-moga", "spos-shufflenet")
 RANDOM_SEEDS = (0, 1, 2)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+import bench_busy  # noqa: E402
+import bench_loader  # noqa: E402
 import bench_training  # noqa: E402
 
 
@@ -36,3 +39,27 @@ def test_against_reference_measurement_alternates_both_implementations():
     row = bench_training.measure_against_reference("tiny", 4, batch=8, steps=3)
     assert len(row["reference_step_s"]) == len(row["mixpath_step_s"]) == 3
     assert row["speed_up"] == pytest.approx(sum(row["reference_step_s"]) / sum(row["mixpath_step_s"]))
+
+
+@pytest.mark.slow
+def test_busy_measurement_reads_the_second_epoch_of_the_command():
+    args = argparse.Namespace(space="tiny", data="digits", m=4, train_subset=256)
+    assert bench_busy.measure("command", "busy after the start", args) > 0
+
+
+def test_busy_table_judges_each_share_of_idle_against_the_aim():
+    speeds = {"idle": [100.0], "busy from the start": [45.0], "busy after the start": [30.0]}
+    lines = bench_busy.table({name: speeds for name in bench_busy.INTERFACES})
+    assert "| busy from the start | 45.0 | 45% (met) | 45.0 | 45% (met) |" in lines
+    assert "| busy after the start | 30.0 | 30% (NOT met) | 30.0 | 30% (NOT met) |" in lines
+
+
+def test_loader_benchmark_measures_the_loader_the_step_and_both_together(tmp_path):
+    from mixpath.data import load_folder_dataset
+
+    data = load_folder_dataset(bench_loader.write_folder(tmp_path / "images", 2, 6, 16), image_size=16, val_size=0)
+    space = bench_loader.space_for("rgb-small", 2, 16)
+    assert space.input_shape == (3, 16, 16) and space.num_classes == 2
+    assert bench_loader.loader_rate(data, 4, 2, workers=0) > 0
+    assert bench_loader.step_rate(space, 2, 4, 2, warmup=1) > 0
+    assert bench_loader.together_rate(space, data, 2, 4, 2, workers=1) > 0

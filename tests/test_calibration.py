@@ -49,10 +49,10 @@ def used_bn_names(supernet, arch):
 
 
 def test_calibration_images_are_a_seeded_subset_of_the_training_split(digits):
-    a = calibration_images(digits, 300, seed=1)
+    a = calibration_images(digits, 300, seed=1).x
     assert a.shape == (300, *digits.input_shape)
-    assert torch.equal(a, calibration_images(digits, 300, seed=1))
-    assert not torch.equal(a, calibration_images(digits, 300, seed=2))
+    assert torch.equal(a, calibration_images(digits, 300, seed=1).x)
+    assert not torch.equal(a, calibration_images(digits, 300, seed=2).x)
     train = {tuple(x.flatten().tolist()) for x in digits.train_x}
     assert all(tuple(x.flatten().tolist()) in train for x in a[:50])
     assert len(calibration_images(digits, 10**6)) == len(digits.train_x)  # capped at the split
@@ -70,7 +70,7 @@ def test_exact_calibration_changes_exactly_the_bns_the_architecture_uses(tiny, s
 def test_exact_calibration_weighs_every_image_the_same(digits):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4))
-    images = calibration_images(digits, 250)
+    images = calibration_images(digits, 250).x
     calibrate_bn(model, None, images, batch_size=64)  # batches of 64, 64, 64 and 58 images
     with torch.no_grad():
         features = model[0](images)
@@ -84,7 +84,7 @@ def test_exact_calibration_weighs_every_image_the_same(digits):
 def test_ema_calibration_follows_the_bn_momentum_from_reset_statistics(digits):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4, momentum=0.3))
-    images = calibration_images(digits, 96)
+    images = calibration_images(digits, 96).x
     calibrate_bn(model, None, images, batch_size=32, mode="ema")
     mean, var = torch.zeros(4), torch.ones(4)
     with torch.no_grad():
@@ -141,7 +141,7 @@ def test_calibration_works_for_other_families(digits):
 
 
 def test_bad_settings_are_one_line_errors(supernet, digits):
-    images = calibration_images(digits, 16)
+    images = calibration_images(digits, 16).x
     with pytest.raises(MixPathError, match="unknown calibration 'fast'"):
         calibrate_bn(supernet, None, images, 8, mode="fast")
     with pytest.raises(MixPathError, match="batch_size=0"):

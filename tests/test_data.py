@@ -105,8 +105,8 @@ def test_idx_truncated_names_file(tmp_path: Path) -> None:
 
 
 def test_dataset_names_and_unknown_name() -> None:
-    assert dataset_names() == ["fashion-mnist", "digits", "cifar10"]
-    with pytest.raises(MixPathError, match="unknown dataset 'mnist'.*fashion-mnist, digits, cifar10"):
+    assert dataset_names() == ["fashion-mnist", "digits", "cifar10", "wavfolder", "imagefolder"]
+    with pytest.raises(MixPathError, match="unknown dataset 'mnist'.*fashion-mnist, digits, cifar10, wavfolder"):
         load_dataset("mnist")
 
 

@@ -61,7 +61,7 @@ def test_scores_are_validation_accuracy_after_calibration_plus_costs(tiny, super
     assert isinstance(evaluator, Evaluator)
     result = evaluator.evaluate(archs[:1])[0]
     calibrate_bn(supernet, archs[0], calibration_images(digits, 300), 64)
-    expected = score(supernet, archs[0], digits.val_x, digits.val_y, SMALL["batch_size"])
+    expected = score(supernet, archs[0], digits.val, SMALL["batch_size"])
     approx = {
         "accuracy": pytest.approx(expected["accuracy"], abs=_one_image(digits.val_y)),  # folded BNs vs not
         "loss": pytest.approx(expected["loss"], rel=LOSS_RTOL),
@@ -149,7 +149,7 @@ def test_on_scored_hears_of_each_architecture_as_it_is_scored(supernet, digits, 
 def test_standalone_test_split_and_errors(supernet, digits, archs):
     model = supernet.extract(archs[0])
     on_test = evaluate_standalone(model, digits, split="test", **SMALL)
-    unfolded = score(model, None, digits.test_x, digits.test_y, batch_size=128)  # the BNs it calibrated, not folded
+    unfolded = score(model, None, digits.test, batch_size=128)  # the BNs it calibrated, not folded
     assert on_test["accuracy"] == pytest.approx(unfolded["accuracy"], abs=_one_image(digits.test_y))
     assert on_test["loss"] == pytest.approx(unfolded["loss"], rel=LOSS_RTOL)
     with pytest.raises(MixPathError, match="unknown split 'train'"):

@@ -1,22 +1,19 @@
-"""Image folders: scanning, ImageNet augmentation, loaders (single process and 2 gloo ranks), a training smoke run."""
+"""Image folders: layouts and splits, ImageNet augmentation, the streamed batch source (workers, ranks, order)."""
 
 from __future__ import annotations
 
-import json
+import functools
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from PIL import Image
 
-from mixpath.data import ImageFolder, ImageTransform, image_loader, load_imagefolder, set_loader_epoch
+from mixpath.data import FolderSource, ImageTransform, load_folder_dataset
 from mixpath.data.imagefolder import IMAGENET_MEAN, IMAGENET_STD
 from mixpath.errors import MixPathError
-from mixpath.spaces import LayerChoice, mbconv_space
-from mixpath.supernet import build_standalone
+from mixpath.training.seeding import torch_generator
 
 CLASSES = ("cat", "dog", "emu")
 COLOURS = {"cat": (200, 30, 30), "dog": (30, 200, 30), "emu": (30, 30, 200)}
@@ -43,20 +40,46 @@ def folders(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_scans_classes_in_sorted_order(folders: Path):
-    data = load_imagefolder(folders, image_size=32, resize_size=36)
-    assert data.classes == list(CLASSES) and data.num_classes == 3
-    assert len(data.train) == 12 and len(data.val) == 6
-    assert [label for _, label in data.train.samples] == [0] * 4 + [1] * 4 + [2] * 4
+def test_train_and_val_folders_give_a_held_out_test_split_and_a_seeded_validation_split(folders: Path):
     (folders / "train" / "dog" / "notes.txt").write_text("not an image")
-    assert len(ImageFolder(folders / "train", ImageTransform(True, 32))) == 12
+    data = load_folder_dataset(folders, image_size=32, val_size=3, split_seed=0)
+    assert data.class_names == CLASSES and data.num_classes == 3 and data.input_shape == (3, 32, 32)
+    assert data.sizes() == {"train": 9, "val": 3, "test": 6}
+    assert sorted(label for _, label in data.val.samples) == [0, 1, 2]  # stratified
+    assert all(path.parent.parent.name == "val" for path, _ in data.test.samples)
+    train = {path for path, _ in data.train.samples} | {path for path, _ in data.val.samples}
+    assert len(train) == 12 and all(path.parent.parent.name == "train" for path in train)
+    again = load_folder_dataset(folders, image_size=32, val_size=3, split_seed=0)
+    assert again.val.samples == data.val.samples
+    assert load_folder_dataset(folders, image_size=32, val_size=3, split_seed=1).val.samples != data.val.samples
+
+
+def test_one_folder_is_split_into_train_validation_and_test(tmp_path: Path):
+    write_folder(tmp_path / "all", 6)
+    data = load_folder_dataset(tmp_path / "all", image_size=16, val_size=3, train_subset=6)
+    assert data.sizes() == {"train": 6, "val": 3, "test": 3}
+    assert sorted(label for _, label in data.train.samples) == [0, 0, 1, 1, 2, 2]  # a class-balanced prefix
+    seen = [path for split in (data.train, data.val, data.test) for path, _ in split.samples]
+    assert len(set(seen)) == len(seen)  # disjoint
+
+
+def test_grayscale_folders_give_one_channel(tmp_path: Path):
+    for name in CLASSES:
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            Image.fromarray(np.full((12, 12), 40 * i, dtype=np.uint8)).save(tmp_path / name / f"{i}.png")
+    data = load_folder_dataset(tmp_path, image_size=8, val_size=0)
+    assert data.input_shape == (1, 8, 8) and len(data.mean) == 1
+    x, y = next(data.train.batches(9))
+    assert x.shape == (9, 1, 8, 8) and sorted(y.tolist()) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
 
 
 def test_validation_is_a_deterministic_centre_crop(folders: Path):
-    data = load_imagefolder(folders, image_size=32, resize_size=36)
-    image, label = data.val[2]
-    assert image.shape == (3, 32, 32) and image.dtype == torch.float32 and label == 1
-    assert torch.equal(image, data.val[2][0])
+    data = load_folder_dataset(folders, image_size=32, val_size=0)
+    source = FolderSource(data.test.samples, ImageTransform(False, image_size=32, resize_size=36))
+    (image, *_), labels = next(source.subset(torch.tensor([2])).batches(1))
+    assert image.shape == (3, 32, 32) and image.dtype == torch.float32 and labels.tolist() == [1]
+    assert torch.equal(image, next(source.batches(3))[0][2])
     # 40 -> 36 -> centre 32 keeps columns 2..33 and rows 2..33 of the 36 x 36 image: away from the white
     # columns and the noise rows, only the class colour is left
     expected = (torch.tensor(COLOURS["dog"]) / 255.0 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
@@ -64,25 +87,24 @@ def test_validation_is_a_deterministic_centre_crop(folders: Path):
     torch.testing.assert_close(centre, expected.view(3, 1, 1).expand_as(centre), atol=1e-5, rtol=0)
 
 
-def test_training_crops_are_random_resized_and_flipped(folders: Path):
+def test_training_crops_are_random_resized_and_flipped_by_the_given_generator(folders: Path):
     transform = ImageTransform(True, image_size=32)
-    torch.manual_seed(0)
-    boxes = [transform.crop_box(400, 300) for _ in range(500)]
+    generator = torch.Generator().manual_seed(0)
+    boxes = [transform.crop_box(400, 300, generator) for _ in range(500)]
     for left, top, right, bottom in boxes:
         assert 0 <= left < right <= 400 and 0 <= top < bottom <= 300
     areas = np.array([(r - left) * (b - t) for left, t, r, b in boxes]) / (400 * 300)
     ratios = np.array([(r - left) / (b - t) for left, t, r, b in boxes])
     assert areas.min() >= 0.07 and areas.max() <= 1.0 and 0.3 < np.median(areas) < 0.7
     assert ratios.min() > 0.7 and ratios.max() < 1.4
-    data = ImageFolder(folders / "train", transform)
-    torch.manual_seed(1)
-    first = data[0][0]
+    image = Image.open(folders / "train" / "cat" / "0.png")
+    first = transform(image, torch.Generator().manual_seed(1))
     assert first.shape == (3, 32, 32)
-    torch.manual_seed(1)
-    assert torch.equal(data[0][0], first)  # seeded: the same crop again
+    assert torch.equal(transform(image, torch.Generator().manual_seed(1)), first)  # seeded: the same crop again
+    assert not torch.equal(transform(image, torch.Generator().manual_seed(2)), first)
     # the whole image (scale and ratio 1), so only the flip is random: the white columns move right half the time
-    whole = ImageFolder(folders / "train", ImageTransform(True, image_size=32, scale=(1.0, 1.0), ratio=(1.0, 1.0)))
-    images = torch.stack([whole[0][0] for _ in range(200)])
+    whole = ImageTransform(True, image_size=32, scale=(1.0, 1.0), ratio=(1.0, 1.0))
+    images = torch.stack([whole(image, torch.Generator().manual_seed(seed)) for seed in range(200)])
     white = (1.0 - IMAGENET_MEAN[1]) / IMAGENET_STD[1]
     left_white = (images[:, 1, :30, 0] - white).abs().max(1).values < 0.01
     right_white = (images[:, 1, :30, -1] - white).abs().max(1).values < 0.01
@@ -90,69 +112,50 @@ def test_training_crops_are_random_resized_and_flipped(folders: Path):
     assert 70 < int(left_white.sum()) < 130
 
 
+def _epoch(source: FolderSource, epoch: int, **kw) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return list(source.training_batches(4, epoch, functools.partial(torch_generator, 0), **kw))
+
+
+def test_training_batches_are_fixed_by_seed_and_epoch_whatever_the_workers(folders: Path):
+    data = load_folder_dataset(folders, image_size=16, val_size=0)
+    batches = _epoch(data.train, 0)
+    assert [x.shape for x, _ in batches] == [(4, 3, 16, 16)] * 3
+    assert sorted(torch.cat([y for _, y in batches]).tolist()) == [0] * 4 + [1] * 4 + [2] * 4  # each image once
+    with_workers = FolderSource(data.train.samples, data.train.transform, data.train.augment, workers=2)
+    for (x, y), (xw, yw) in zip(batches, _epoch(with_workers, 0), strict=True):
+        assert torch.equal(x, xw) and torch.equal(y, yw)
+    assert not torch.equal(torch.cat([x for x, _ in batches]), torch.cat([x for x, _ in _epoch(data.train, 1)]))
+    resumed = _epoch(data.train, 0, start_step=1)  # a run resumed after step 1 gets the rest of the epoch
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(batches[1:], resumed, strict=True))
+
+
+def test_each_rank_reads_its_rows_of_the_same_global_batch(folders: Path):
+    train = load_folder_dataset(folders, image_size=16, val_size=0).train
+    whole = _epoch(train, 2)
+    ranks = [_epoch(train, 2, rank=r, world=2) for r in range(2)]
+    for step, (x, y) in enumerate(whole):
+        assert torch.equal(torch.cat([ranks[0][step][0], ranks[1][step][0]]), x)
+        assert torch.equal(torch.cat([ranks[0][step][1], ranks[1][step][1]]), y)
+
+
 def test_errors_name_the_problem(tmp_path: Path, folders: Path):
     with pytest.raises(MixPathError, match="does not exist"):
-        load_imagefolder(tmp_path / "nowhere")
+        load_folder_dataset(tmp_path / "nowhere")
     (tmp_path / "empty" / "a").mkdir(parents=True)
     with pytest.raises(MixPathError, match="no images"):
-        ImageFolder(tmp_path / "empty", ImageTransform(False))
-    write_folder(tmp_path / "other", 1)
-    (tmp_path / "other" / "zebra").mkdir()
-    with pytest.raises(MixPathError, match="zebra"):
-        ImageFolder(tmp_path / "other", ImageTransform(False), classes=list(CLASSES))
+        load_folder_dataset(tmp_path / "empty")
+    write_folder(tmp_path / "one", 1)
+    (tmp_path / "one" / "zebra").mkdir()
+    with pytest.raises(MixPathError, match="class folder .*zebra holds no images"):
+        load_folder_dataset(tmp_path / "one", val_size=0)
+    write_folder(tmp_path / "other" / "train", 2)
+    write_folder(tmp_path / "other" / "val", 1)
+    (tmp_path / "other" / "val" / "zebra").mkdir()
+    with pytest.raises(MixPathError, match="val/ has zebra, train/ does not"):
+        load_folder_dataset(tmp_path / "other")
     (folders / "train" / "cat" / "9.png").write_bytes(b"not a png")
-    data = ImageFolder(folders / "train", ImageTransform(True, 32))
-    with pytest.raises(MixPathError, match="9.png"):
-        data[4]
+    data = load_folder_dataset(folders, image_size=16, val_size=0)
+    with pytest.raises(MixPathError, match="cannot read image .*9.png.*--skip-bad-images"):
+        list(data.train.batches(4))
     with pytest.raises(MixPathError, match="image_size"):
         ImageTransform(True, image_size=0)
-
-
-def test_loader_batches_and_trains_a_model_a_few_steps(folders: Path):
-    data = load_imagefolder(folders, image_size=32, resize_size=36)
-    space = mbconv_space("rgb-tiny", "test", (3, 32, 32), 3, [8, 8, 16], [2, 1], 32, stem_stride=2)
-    arch = space.parse("-".join(str(LayerChoice.of(["k3"], e=3)) for _ in space.layers), 1)
-    torch.manual_seed(0)
-    model = build_standalone(space, arch)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    before = [p.detach().clone() for p in model.parameters()]
-    loader = image_loader(data.train, 4, shuffle=True, seed=0, num_workers=1, drop_last=True)
-    set_loader_epoch(loader, 0)  # a no-op without torch.distributed
-    losses, seen = [], []
-    for _ in range(2):
-        for images, labels in loader:
-            assert images.shape == (4, 3, 32, 32) and labels.dtype == torch.int64
-            loss = torch.nn.functional.cross_entropy(model(images), labels)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-            seen.extend(labels.tolist())
-    assert len(losses) == 6 and all(np.isfinite(losses))
-    assert sorted(seen) == sorted([0, 1, 2] * 8)  # two epochs over the 12 images
-    assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True))
-    model.eval()
-    with torch.no_grad():
-        val = next(iter(image_loader(data.val, 6, shuffle=False)))
-        assert model(val[0]).shape == (6, 3) and val[1].tolist() == [0, 0, 1, 1, 2, 2]
-
-
-def _rank_indices(rank: int, init_file: str, root: str, out: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
-    try:
-        data = load_imagefolder(root, image_size=32, resize_size=36)
-        loader = image_loader(data.train, 2, shuffle=True, seed=0)
-        set_loader_epoch(loader, 1)
-        indices = list(iter(loader.sampler))
-        labels = [int(y) for _, batch in loader for y in batch]
-        Path(out, f"rank{rank}.json").write_text(json.dumps({"indices": indices, "labels": labels}))
-    finally:
-        dist.destroy_process_group()
-
-
-@pytest.mark.slow
-def test_two_ranks_get_disjoint_shards(folders: Path, tmp_path: Path):
-    mp.spawn(_rank_indices, args=(str(tmp_path / "init"), str(folders), str(tmp_path)), nprocs=2, join=True)
-    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
-    assert all(len(r["indices"]) == 6 and len(r["labels"]) == 6 for r in ranks)
-    assert sorted(ranks[0]["indices"] + ranks[1]["indices"]) == list(range(12))

@@ -64,9 +64,11 @@ def test_non_dominated_and_hypervolume_by_hand():
 
 
 def test_make_searcher_names_and_errors():
-    assert list_searchers() == ["evolution", "nsga2", "random"]
+    assert list_searchers() == ["evolution", "fbnet", "nsga2", "random"]
     assert {make_searcher(name).name for name in ALGORITHMS} == set(ALGORITHMS)
-    with pytest.raises(MixPathError, match="unknown search algorithm 'nsga3'; choose one of: evolution, nsga2, random"):
+    with pytest.raises(
+        MixPathError, match="unknown search algorithm 'nsga3'; choose one of: evolution, fbnet, nsga2, random"
+    ):
         make_searcher("nsga3")
 
 

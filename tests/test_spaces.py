@@ -104,8 +104,11 @@ def test_user_declared_space_registers_and_samples():
     register_space(space)
     assert get_space("user-test") is space
     assert space.size(2) == (3 * 2) ** 2
-    with pytest.raises(MixPathError, match="already registered"):
-        register_space(space)
+    register_space(space)  # the same declaration again (a space file run twice): nothing changes
+    assert get_space("user-test") is space
+    other = mbconv_space("user-test", "another", (3, 16, 16), 5, [8, 16, 16], [2, 2], 64, ops=("k3", "k5"))
+    with pytest.raises(MixPathError, match="different search space named 'user-test' is already registered"):
+        register_space(other)
 
 
 def test_random_architecture_path_counts_are_uniform(tiny):

@@ -180,3 +180,30 @@ def test_a_record_that_is_not_nasbench_raises(tmp_path):
     path = _write(tmp_path / "other.tfrecord", [b"\x08\x01 not json"])
     with pytest.raises(MixPathError, match="not a NAS-Bench-101 record"):
         list(read_nasbench101(path))
+
+
+def _framed_with_length(payload: bytes, length: int) -> bytes:
+    """A record whose length field (with its valid CRC) claims ``length`` bytes."""
+    head = struct.pack("<Q", length)
+    return head + struct.pack("<I", masked_crc32c(head)) + payload + struct.pack("<I", masked_crc32c(payload))
+
+
+@pytest.mark.parametrize("verify", [True, False])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (_framed_with_length(b"x", 2**40), "claims 1099511627776 bytes"),  # was MemoryError
+        (_frame(b"[" * 100000 + b"]" * 100000), "not a NAS-Bench-101 record"),  # was RecursionError
+        (_frame(json.dumps(["h", "108", "0", "ops", "AAAA"]).encode()), "fields of the wrong types"),  # was ValueError
+        (
+            _frame(json.dumps(["h", 108, "0", "ops", base64.b64encode(b"\x09\x00\x00").decode()]).encode()),
+            "past the end",
+        ),
+    ],
+    ids=["length 2^40", "nested JSON", "epochs text", "fixed64 cut short"],  # the last was struct.error
+)
+def test_a_crafted_record_is_a_one_line_error(tmp_path, data, message, verify):
+    path = tmp_path / "crafted.tfrecord"
+    path.write_bytes(data)
+    with pytest.raises(MixPathError, match=message):
+        list(read_nasbench101(path, verify=verify))

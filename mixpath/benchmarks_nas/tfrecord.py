@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -72,6 +73,7 @@ def iter_tfrecords(path: str | Path, verify: bool = True) -> Iterator[bytes]:
     if not path.is_file():
         raise MixPathError(f"TFRecord file {str(path)!r} does not exist")
     with path.open("rb") as f:
+        size = os.fstat(f.fileno()).st_size
         while True:
             offset = f.tell()
             header = f.read(12)
@@ -83,6 +85,8 @@ def iter_tfrecords(path: str | Path, verify: bool = True) -> Iterator[bytes]:
             if verify and masked_crc32c(length_bytes) != length_crc:
                 raise MixPathError(f"{path}: corrupt record at byte {offset}: length CRC mismatch")
             (length,) = struct.unpack("<Q", length_bytes)
+            if length > size - offset - 16:  # read no more than the file holds, whatever the length claims
+                raise MixPathError(f"{path}: truncated record at byte {offset}: it claims {length} bytes")
             payload = f.read(length)
             footer = f.read(4)
             if len(payload) < length or len(footer) < 4:
@@ -97,6 +101,8 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
     while True:
         if pos >= len(data):
             raise MixPathError("corrupt protobuf: varint runs past the end")
+        if shift >= 64:
+            raise MixPathError("corrupt protobuf: varint longer than 10 bytes")
         byte = data[pos]
         pos += 1
         value |= (byte & 0x7F) << shift
@@ -115,13 +121,14 @@ def proto_fields(data: bytes) -> Iterator[tuple[int, int, int | bytes]]:
         value: int | bytes
         if wire == 0:
             value, pos = _varint(data, pos)
-        elif wire == 1:
-            value, pos = struct.unpack_from("<Q", data, pos)[0], pos + 8
+        elif wire in (1, 5):
+            width = 8 if wire == 1 else 4
+            if pos + width > len(data):
+                raise MixPathError(f"corrupt protobuf: field {number} runs past the end")
+            value, pos = struct.unpack_from("<Q" if wire == 1 else "<I", data, pos)[0], pos + width
         elif wire == 2:
             size, pos = _varint(data, pos)
             value, pos = data[pos : pos + size], pos + size
-        elif wire == 5:
-            value, pos = struct.unpack_from("<I", data, pos)[0], pos + 4
         else:
             raise MixPathError(f"corrupt protobuf: unsupported wire type {wire} in field {number}")
         if pos > len(data):
@@ -154,9 +161,19 @@ _EVALUATION_FIELDS = {2: "training_time", 3: "train_accuracy", 4: "validation_ac
 def parse_record(payload: bytes) -> Nb101Record:
     """Decode one record's payload (JSON list with a base64 ModelMetrics protobuf)."""
     try:
-        module_hash, epochs, adjacency, operations, metrics_b64 = json.loads(payload.decode("utf-8"))
+        fields = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise MixPathError(f"not a NAS-Bench-101 record: {str(err).splitlines()[0]}") from None
+    kinds = (str, int, str, str, str)
+    if not isinstance(fields, list) or len(fields) != len(kinds):
+        raise MixPathError("not a NAS-Bench-101 record: expected [hash, epochs, adjacency, ops, metrics]")
+    if any(not isinstance(value, kind) or isinstance(value, bool) for value, kind in zip(fields, kinds, strict=True)):
+        types = [type(value).__name__ for value in fields]
+        raise MixPathError(f"not a NAS-Bench-101 record: fields of the wrong types {types}")
+    module_hash, epochs, adjacency, operations, metrics_b64 = fields
+    try:
         metrics = base64.b64decode(metrics_b64, validate=True)
-    except (UnicodeDecodeError, ValueError, TypeError, binascii.Error) as err:
+    except (ValueError, binascii.Error) as err:
         raise MixPathError(f"not a NAS-Bench-101 record: {err}") from None
     params = 0
     evaluations: list[dict[str, float]] = []

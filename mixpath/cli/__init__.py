@@ -1,6 +1,7 @@
 """The ``mixpath`` command: a thin layer over the Python API, one module per group of commands.
 
-Errors a user can cause (MixPathError) print as one line and exit with status 2, never a traceback.
+Errors a user can cause (MixPathError, a malformed command line, a file that cannot be written) print as one
+``error:`` line and exit with status 2, never a traceback or a usage box (``run``).
 
 Start-up stays light: ``mixpath --help``, ``mixpath --version`` and ``mixpath COMMAND --help`` import
 neither torch nor pymoo nor matplotlib, which are slow to import. The command modules
@@ -14,6 +15,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+from collections.abc import Sequence
 from importlib import metadata
 from typing import Any
 
@@ -21,6 +23,12 @@ import typer
 from typer.core import TyperCommand
 
 from mixpath.errors import MixPathError
+from mixpath.io import describe_os_error
+
+try:  # typer >= 0.22 carries its own copy of click, whose exceptions these are
+    from typer._click import exceptions as click_errors
+except ImportError:  # older typer runs on click itself
+    from click import exceptions as click_errors  # type: ignore[no-redef]
 
 FAST_RUNTIME = "fast_runtime"
 """Key that ``main`` sets in the root context's ``obj``: only the ``mixpath`` process itself re-executes
@@ -78,9 +86,37 @@ def register_commands() -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    sys.exit(run())
+
+
+def run(args: Sequence[str] | None = None, *, fast_runtime: bool = True) -> int:
+    """Run ``mixpath ARGS`` (default: the process's arguments) and return its exit status.
+
+    Every error a user can cause ends here as one ``error:`` line on stderr and status 2: a MixPathError, a
+    usage error of the command line (click's usage box and hint reduced to its message), and an OSError
+    (named with its path and cause). ``fast_runtime=False`` runs in this process as it is (tests).
+    """
     register_commands()
     try:
-        app(obj={FAST_RUNTIME: True})
+        status = app(args=args, prog_name="mixpath", obj={FAST_RUNTIME: fast_runtime}, standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as err:  # ``mixpath`` alone: the help, as ever
+        typer.echo(err.ctx.get_help() if err.ctx is not None else err.format_message())
+        return 0
+    except click_errors.UsageError as err:
+        command = err.ctx.command_path if err.ctx is not None else "mixpath"
+        return _error(f"{command}: {err.format_message()} (see {command} --help)")
+    except click_errors.ClickException as err:
+        return _error(err.format_message())
+    except typer.Abort:
+        return _error("interrupted")
     except MixPathError as err:
-        typer.echo(f"error: {err}", err=True)
-        sys.exit(2)
+        return _error(str(err))
+    except OSError as err:
+        return _error(describe_os_error(err))
+    return status if isinstance(status, int) else 0
+
+
+def _error(message: str) -> int:
+    """Print ``message`` as the one ``error:`` line and return the exit status of every user error."""
+    typer.echo("error: " + " ".join(message.split()), err=True)
+    return 2

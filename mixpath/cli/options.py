@@ -30,8 +30,11 @@ CALIBRATE_HELP = (
 )
 CALIB_SIZE_HELP = "Training images the BNs are calibrated with (exact calibration)."
 CALIB_BATCHES_HELP = "Batches of 100 training images for ema re-estimation."
-DATA_HELP = "Dataset: fashion-mnist, digits or cifar10."
-DATA_DIR_HELP = with_default("Folder holding the dataset files.", "the standard places")
+DATA_HELP = (
+    "Dataset: fashion-mnist, digits, cifar10, or imagefolder: your own images, streamed from --data-dir DIR "
+    "(DIR/train/<class>/ and DIR/val/<class>/, or DIR/<class>/ split seeded)."
+)
+DATA_DIR_HELP = with_default("Folder holding the dataset files (imagefolder: the image folder).", "the standard places")
 JSON_HELP = "Print the summary as JSON (machine-readable) instead of aligned lines."
 
 
@@ -45,13 +48,40 @@ def run_folder(run: Path | None, alias: Path | None, *, required: bool) -> Path 
 
 def run_folder(run: Path | None, alias: Path | None, *, required: bool = True) -> Path | None:
     """The run folder given as RUN or as ``--run`` (a usage error when both are given and differ, or when a
-    required one is missing); None when neither is given and it is not required."""
+    required one is missing); None when neither is given and it is not required. A folder's space file
+    (``RUN/space.py``) is run, so that the command finds a space declared in one."""
     if run is not None and alias is not None and run != alias:
         raise typer.BadParameter(f"two run folders given, {run} and --run {alias}; give one", param_hint="RUN")
     folder = run if run is not None else alias
     if folder is None and required:
         raise typer.BadParameter("missing; give the run folder as RUN (or --run RUN)", param_hint="RUN")
+    if folder is not None:
+        from mixpath.spaces.space_file import load_run_spaces
+
+        load_run_spaces(folder)  # a run of a space declared in a file finds it in its copy, RUN/space.py
     return folder
+
+
+SPACE_FILE_HELP = with_default(
+    "A Python file that declares search spaces (register_space); --space picks one, else its only one. A run "
+    "keeps a copy (RUN/space.py), so later commands on it need no flag.",
+    "none",
+)
+
+
+def space_file_option() -> Any:
+    """``--space-file``: a Python file that declares search spaces (``mixpath.spaces.space_file``)."""
+    return typer.Option(None, "--space-file", help=SPACE_FILE_HELP)
+
+
+def space_to_use(space: str | None, space_file: Path | None) -> str | None:
+    """The ``--space`` to use: as given, after running ``--space-file`` (which must declare it), or the
+    file's only space."""
+    if space_file is None:
+        return space
+    from mixpath.spaces.space_file import space_from_file
+
+    return space_from_file(space_file, space)
 
 
 def dataclass_defaults(module: str, name: str) -> dict[str, str]:
@@ -102,6 +132,27 @@ def calibrate_option(note: str = "") -> Any:
 
 def calib_size_option() -> Any:
     return typer.Option(None, help=with_default(CALIB_SIZE_HELP, CALIBRATION["size"]))
+
+
+def image_size_option(default: str = "the space's input size") -> Any:
+    """``--image-size``: the side of the square images an image folder is read at."""
+    return typer.Option(None, help=with_default("--data imagefolder: images of this many pixels a side.", default))
+
+
+def workers_option() -> Any:
+    """``--workers``: DataLoader processes decoding an image folder."""
+    return typer.Option(
+        None, help=with_default("--data imagefolder: processes decoding images (0: the main one).", TRAIN["workers"])
+    )
+
+
+def skip_bad_images_option() -> Any:
+    return typer.Option(
+        False,
+        "--skip-bad-images",
+        help="--data imagefolder: replace an unreadable image by the next readable one (logged and counted) "
+        "instead of stopping with an error naming it.",
+    )
 
 
 def calib_batches_option() -> Any:

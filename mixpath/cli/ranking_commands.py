@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
 
+from mixpath.checks import check_seed
 from mixpath.cli import Command, app
 from mixpath.cli.options import (
     DATA_DIR_HELP,
     DATA_HELP,
     DEVICE_HELP,
     RUN_ALIAS_HELP,
+    TRAIN,
     calib_batches_option,
     calib_size_option,
     calibrate_option,
     calibration_settings,
+    image_size_option,
     run_folder,
+    skip_bad_images_option,
+    space_file_option,
+    space_to_use,
     with_default,
+    workers_option,
 )
 from mixpath.errors import MixPathError
 
@@ -25,7 +33,8 @@ from mixpath.errors import MixPathError
 @app.command(cls=Command)
 def groundtruth(
     out: Path = typer.Option(..., help="CSV to append one line per finished architecture to (resumable)."),
-    space: str = typer.Option("fmnist-s1", help="Search space (see `mixpath spaces`)."),
+    space: str = typer.Option(None, help=with_default("Search space (see `mixpath spaces`).", "fmnist-s1")),
+    space_file: Path = space_file_option(),
     data: str = typer.Option("fashion-mnist", help=DATA_HELP),
     data_dir: str = typer.Option(None, help=DATA_DIR_HELP),
     archs: int = typer.Option(30, help="Architectures, stratified over mean path count and FLOPs."),
@@ -40,6 +49,9 @@ def groundtruth(
     train_subset: int = typer.Option(
         None, help=with_default("Train on only this many training images, as the supernet did.", "all")
     ),
+    image_size: int = image_size_option(),
+    workers: int = workers_option(),
+    skip_bad_images: bool = skip_bad_images_option(),
     benchmark: str = typer.Option(
         None,
         help=with_default("Look the accuracies up in a benchmark table instead: nb201 or nb101.", "none"),
@@ -48,29 +60,38 @@ def groundtruth(
     device: str = typer.Option("auto", help=DEVICE_HELP),
 ) -> None:
     """Stand-alone ground truth: train N stratified architectures from scratch (or look them up in a table)."""
-    from mixpath.data import load_dataset
+    from mixpath.data import load_data
     from mixpath.device import resolve_device
     from mixpath.ranking import benchmark_ground_truth, build_ground_truth, stratified_sample
     from mixpath.spaces import get_space
     from mixpath.training.recipe import Recipe
 
+    target = resolve_device(device)
+    for name, value in (("--seed", seed), ("--sample-seed", sample_seed), ("--split-seed", split_seed)):
+        check_seed(name, value)
+    if not math.isfinite(val_size) or val_size < 0 or (val_size >= 1 and not float(val_size).is_integer()):
+        raise MixPathError(f"--val-size {val_size}: give a fraction in [0, 1) or a whole number of images")
+    recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr)
     if benchmark is not None:
         rows = benchmark_ground_truth(benchmark, archs, out, seed=sample_seed, path=benchmark_file)
         typer.echo(f"{len(rows)} architectures of {benchmark} in {out}")
         return
-    search_space = get_space(space)
+    chosen = space_to_use(space, space_file)
+    search_space = get_space(chosen if chosen is not None else "fmnist-s1")
+    if image_size is not None:
+        search_space = search_space.with_input_size(image_size)
     sample = stratified_sample(search_space, archs, m if m is not None else search_space.max_m(), sample_seed)
-    dataset = load_dataset(
+    dataset = load_data(
         data,
         data_dir,
         val_size=int(val_size) if val_size >= 1 else val_size,
         split_seed=split_seed,
         train_subset=train_subset,
+        image_size=search_space.input_shape[1] if data == "imagefolder" else None,
+        workers=workers if workers is not None else int(TRAIN["workers"]),
+        skip_bad_images=skip_bad_images,
     )
-    recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr)
-    rows = build_ground_truth(
-        search_space, dataset, sample, recipe, out, seed=seed, device=resolve_device(device), progress=True
-    )
+    rows = build_ground_truth(search_space, dataset, sample, recipe, out, seed=seed, device=target, progress=True)
     typer.echo(f"{len(rows)} of {archs} architectures trained, in {out}")
 
 
@@ -88,10 +109,18 @@ def rank(
     run_alias: Path = typer.Option(None, "--run", help=RUN_ALIAS_HELP),
 ) -> None:
     """Kendall tau, Spearman rho and top-k precision of the supernet's ranking, beside FLOPs and params."""
+    from mixpath.device import resolve_device
+    from mixpath.ranking.groundtruth import TARGETS
     from mixpath.ranking.rank import RANKING_DIR, estimate_of, rank_run
     from mixpath.reporting import ranking_scatter
 
     run = run_folder(run, run_alias)
+    resolve_device(device)
+    check_seed("--seed", seed)
+    if target not in TARGETS:
+        raise MixPathError(f"--target {target!r}: choose one of {', '.join(TARGETS)}")
+    if resamples < 1:
+        raise MixPathError(f"--resamples {resamples}: give a whole number >= 1")
     calibration = calibration_settings(calibrate, calib_size, calib_batches)
     result = rank_run(
         run,
@@ -143,6 +172,10 @@ def report(
         return
     if images < 1 or archs < 1:
         raise MixPathError(f"--images {images} and --archs {archs} must be >= 1")
+    from mixpath.device import resolve_device
+
+    resolve_device(device)
+    check_seed("--seed", seed)
     calibration = calibration_settings(calibrate, calib_size)
     result = run_report(run, out, images=images, n_archs=archs, calibration=calibration, seed=seed, device=device)
     summary = result["sbn"].get("summary", {}).get("1/2")

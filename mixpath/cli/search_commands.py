@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
+from mixpath.checks import check_seed
 from mixpath.cli import Command, app
 from mixpath.cli.options import (
     DATA_DIR_HELP,
@@ -20,14 +22,24 @@ from mixpath.cli.options import (
     calibrate_option,
     calibration_settings,
     given,
+    image_size_option,
     run_folder,
+    skip_bad_images_option,
+    space_file_option,
+    space_to_use,
     with_default,
+    workers_option,
 )
 from mixpath.cli.printing import aligned, echo_json, echo_lines, metric_pairs, supernet_pairs
 from mixpath.errors import MixPathError
 from mixpath.pipeline_scale import FULL, QUICK
 
 OBJECTIVES = ("accuracy", "flops", "params", "latency")
+CLI_SEARCH: dict[str, Any] = {"objectives": ("accuracy", "flops"), "budget": 200, "population": 20, "seed": 0}
+"""The command's search settings where it differs from ``SearchConfig``'s defaults: a search that ends in
+minutes on a laptop."""
+SEARCH = {key: ",".join(value) if isinstance(value, tuple) else str(value) for key, value in CLI_SEARCH.items()}
+"""``CLI_SEARCH`` as the help shows it."""
 
 
 def _objectives(text: str) -> tuple[str, ...]:
@@ -36,6 +48,18 @@ def _objectives(text: str) -> tuple[str, ...]:
     if bad or not names:
         raise MixPathError(f"unknown objective {bad[0] if bad else text!r}; choose from: {', '.join(OBJECTIVES)}")
     return names
+
+
+def _weights(text: str) -> dict[str, float]:
+    """``accuracy=1,latency=0.5`` as {"accuracy": 1.0, "latency": 0.5}."""
+    weights: dict[str, float] = {}
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        name, _, value = item.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise MixPathError(f"malformed weight {item!r}: expected objective=number, e.g. latency=0.5") from None
+    return weights
 
 
 def _constraints(max_flops: float | None, max_params: float | None, max_latency: float | None) -> dict[str, float]:
@@ -64,17 +88,39 @@ def evaluate(
 @app.command(cls=Command)
 def search(
     run: Path | None = typer.Argument(None, metavar="RUN", help="A trained run folder (omit it with --benchmark)."),
-    algo: str = typer.Option("nsga2", help="Search algorithm: nsga2, evolution or random."),
-    objectives: str = typer.Option("accuracy,flops", help="Comma-separated subset of accuracy,flops,params,latency."),
-    budget: int = typer.Option(200, help="Architectures to evaluate (the search's cost)."),
-    population: int = typer.Option(20, help="Architectures per generation (nsga2, evolution)."),
+    algo: str = typer.Option(
+        "nsga2",
+        help="Search algorithm: nsga2, evolution, random, or fbnet (the derived architecture of a run trained with "
+        "--strategy fbnet, then samples of its learned distribution).",
+    ),
+    objectives: str = typer.Option(
+        None, help=with_default("Comma-separated subset of accuracy,flops,params,latency.", SEARCH["objectives"])
+    ),
+    budget: int = typer.Option(
+        None, help=with_default("Architectures to evaluate (the search's cost; may grow on resume).", SEARCH["budget"])
+    ),
+    population: int = typer.Option(
+        None, help=with_default("Architectures per generation (nsga2, evolution).", SEARCH["population"])
+    ),
     max_flops: float = typer.Option(None, help=with_default("Constraint: at most this many M multiply-adds.", "none")),
     max_params: float = typer.Option(None, help=with_default("Constraint: at most this many M parameters.", "none")),
     max_latency: float = typer.Option(
         None,
         help=with_default("Constraint: at most this many ms per image (measured lookup table).", "none"),
     ),
-    seed: int = typer.Option(0, help="Seed of the search's random draws."),
+    seed: int = typer.Option(None, help=with_default("Seed of the search's random draws.", SEARCH["seed"])),
+    weights: str = typer.Option(
+        None,
+        help=with_default(
+            "nsga2: MoGA's preference weights in the crowding distance, e.g. accuracy=1,latency=0.5,params=0.2 "
+            "(objectives not named weigh 1).",
+            "none: NSGA-II's equal weights",
+        ),
+    ),
+    maximise: str = typer.Option(
+        None,
+        help=with_default("Comma-separated cost objectives to maximise (MoGA maximises params).", "none"),
+    ),
     calibrate: str = calibrate_option(),
     calib_size: int = calib_size_option(),
     calib_batches: int = calib_batches_option(),
@@ -84,42 +130,87 @@ def search(
     ),
     benchmark_file: Path = typer.Option(None, help=with_default("nb101: path of nasbench_only108.tfrecord.", "none")),
     out: Path = typer.Option(None, help=with_default("Results folder.", "RUN/search-ALGO, or runs/BENCH-ALGO-sSEED")),
-    resume: bool = typer.Option(False, "--resume", help="Continue the search saved in the results folder."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the search saved in the results folder (options given must match it)."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier search's results in the folder."),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     run_alias: Path = typer.Option(None, "--run", help=RUN_ALIAS_HELP),
 ) -> None:
     """Search for architectures: every evaluated one, the Pareto front and a plot go to the results folder."""
+    import dataclasses
+
     from mixpath import distributed
+    from mixpath.device import resolve_device
+    from mixpath.runlock import run_lock
     from mixpath.search import SearchConfig, make_searcher
-    from mixpath.workflow import best_of_front, search_supernet
+    from mixpath.search.session import saved_search_config
+    from mixpath.workflow import best_of_front, search_folder, search_supernet
 
     run = run_folder(run, run_alias, required=False)
-    config = SearchConfig(
-        objectives=_objectives(objectives),
-        constraints=_constraints(max_flops, max_params, max_latency),
+    make_searcher(algo)  # an unknown algorithm fails before anything loads
+    resolve_device(device)
+    if resume and overwrite:
+        raise MixPathError("--resume continues the earlier search, --overwrite replaces it: give one of them")
+    limits = _constraints(max_flops, max_params, max_latency)
+    options = given(
+        objectives=_objectives(objectives) if objectives is not None else None,
+        constraints=limits or None,
         budget=budget,
         population=population,
         seed=seed,
+        weights=_weights(weights) if weights is not None else None,
+        maximise=_objectives(maximise) if maximise is not None else None,
     )
+    calibration = calibration_settings(calibrate, calib_size, calib_batches)
+    if benchmark is not None:
+        folder = out or Path("runs") / f"{benchmark}-{algo}-s{seed if seed is not None else SEARCH['seed']}"
+    elif run is not None:
+        folder = search_folder(run, algo, out)
+    else:
+        raise MixPathError("give a trained run folder, or --benchmark nb201 to search a benchmark table")
+    if resume:  # the options given, over the saved settings; the session refuses any but a larger budget
+        config = dataclasses.replace(saved_search_config(folder), **options)
+    else:
+        config = SearchConfig(**(CLI_SEARCH | options))
     if benchmark is not None:
         from mixpath.benchmarks_nas import load_benchmark_evaluator
 
-        space, evaluator = load_benchmark_evaluator(benchmark, "val", benchmark_file)
-        out = out or Path("runs") / f"{benchmark}-{algo}-s{seed}"
-        result = make_searcher(algo).run(
-            space, 1, evaluator, config, cost_model=evaluator.costs, state_dir=out, resume=resume, progress=True
-        )
-        result.save(out)
-        result.plot(out / "front.png")
+        with run_lock(folder):
+            space, evaluator = load_benchmark_evaluator(benchmark, "val", benchmark_file)
+            result = make_searcher(algo).run(
+                space,
+                1,
+                evaluator,
+                config,
+                cost_model=evaluator.costs,
+                state_dir=folder,
+                resume=resume,
+                overwrite=overwrite,
+                progress=True,
+            )
+            result.save(folder)
+            result.plot(folder / "front.png")
+        out = folder
     else:
-        if run is None:
-            raise MixPathError("give a trained run folder, or --benchmark nb201 to search a benchmark table")
-        calibration = calibration_settings(calibrate, calib_size, calib_batches)
+        assert run is not None
         result, out = search_supernet(
-            run, algo, config, calibration=calibration, out_dir=out, resume=resume, device=device
+            run,
+            algo,
+            config,
+            calibration=calibration,
+            out_dir=folder,
+            resume=resume,
+            overwrite=overwrite,
+            device=device,
         )
     if not distributed.is_main():
         return
+    if not result.front:
+        raise MixPathError(
+            f"none of the {len(result.evaluated)} architectures evaluated met the constraints "
+            f"{', '.join(f'{k} <= {v:g}' for k, v in config.constraints.items()) or '(none)'}; results in {out}"
+        )
     best = best_of_front(result)
     metrics = next(item.metrics for item in result.front if item.arch == best)
     typer.echo(f"evaluated {len(result.evaluated)} architectures, {len(result.front)} on the front")
@@ -152,20 +243,29 @@ def export(
         False, "--onnx", help="Also write model.onnx (raw pixels in [0, 1]); needs pip install 'mixpath[onnx]'."
     ),
     calibrate: str = calibrate_option(" Supernet weights only."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export in the folder."),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     run_alias: Path = typer.Option(None, "--run", help=RUN_ALIAS_HELP),
 ) -> None:
     """Write a stand-alone model, its preprocessing and metrics in model.json: the pipeline's retrained model
     when RUN has one and no --arch is given, else an architecture with the supernet's weights (BN calibrated)."""
+    from mixpath.device import resolve_device
     from mixpath.pipeline import retrained_found
     from mixpath.retraining import front_entries
-    from mixpath.workflow import export_architecture, export_retrained
+    from mixpath.workflow import check_export_target, export_architecture, export_retrained
 
     run = run_folder(run, run_alias)
+    resolve_device(device)
+    if arch is not None and algo is not None:
+        raise MixPathError("--algo chooses whose front gives the architecture; drop it with --arch")
+    calibration = calibration_settings(calibrate)
+    check_export_target(out or run / "export", overwrite)
     retrained = retrained_found(run) if arch is None and algo is None else None
     if retrained is not None:
         typer.echo(f"exporting the found architecture retrained from scratch in {retrained}")
-        paths, metrics = export_retrained(retrained, out or run / "export", export_program=program, export_onnx=onnx)
+        paths, metrics = export_retrained(
+            retrained, out or run / "export", export_program=program, export_onnx=onnx, overwrite=overwrite
+        )
     else:
         chosen = arch
         if chosen is None:
@@ -175,9 +275,10 @@ def export(
             run,
             chosen,
             out or run / "export",
-            calibration=calibration_settings(calibrate),
+            calibration=calibration,
             export_program=program,
             export_onnx=onnx,
+            overwrite=overwrite,
             device=device,
         )
     echo_lines(metric_pairs(metrics))
@@ -199,6 +300,7 @@ def retrain(
         None, help=with_default("With RUN: whose front, when RUN holds several searches.", "the only one")
     ),
     space: str = typer.Option(None, help=with_default("Search space of --arch (RUN: the run's).", "fmnist-s1")),
+    space_file: Path = space_file_option(),
     data: str = typer.Option(None, help=with_default(DATA_HELP, "fashion-mnist; with RUN the run's")),
     data_dir: str = typer.Option(None, help=DATA_DIR_HELP),
     epochs: int = typer.Option(None, help=with_default("Training epochs.", RECIPE["epochs"])),
@@ -208,13 +310,16 @@ def retrain(
     ),
     seed: int = typer.Option(0, help="Seed of initialisation, data order, augmentation and the validation split."),
     train_subset: int = typer.Option(None, help=with_default("Train on only this many training images.", "all")),
+    image_size: int = image_size_option("the space's input size; with RUN the run's"),
+    workers: int = workers_option(),
+    skip_bad_images: bool = skip_bad_images_option(),
     out: Path = typer.Option(None, help=with_default("Results folder.", "runs/retrain; with RUN, RUN/retrain")),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     run_alias: Path = typer.Option(None, "--run", "--from-front", help=RUN_ALIAS_HELP),
 ) -> None:
     """Train architectures from scratch with a standard recipe; each folder gets result.json, metrics.csv,
     curves.png and model.pt. A killed run continues when the same command is given again."""
-    from mixpath.data import load_dataset
+    from mixpath.data import load_data
     from mixpath.device import resolve_device
     from mixpath.retraining import format_table, retrain_architecture, retrain_front
     from mixpath.spaces import get_space
@@ -223,11 +328,14 @@ def retrain(
     run = run_folder(run, run_alias, required=False)
     recipe = Recipe(**given(epochs=epochs, batch_size=batch_size, lr=lr))
     target = resolve_device(device)
+    check_seed("--seed", seed)
     if (arch is None) == (run is None):
         raise MixPathError("give either --arch ARCH or a searched run folder RUN")
     if run is not None:
-        if space is not None:
-            raise MixPathError("a run's front is retrained in the run's own space; drop --space")
+        if space is not None or space_file is not None:
+            raise MixPathError("a run's front is retrained in the run's own space; drop --space and --space-file")
+        if image_size is not None:
+            raise MixPathError("a run's front is retrained at the run's image size; drop --image-size")
         root, rows = retrain_front(
             run,
             recipe,
@@ -238,14 +346,27 @@ def retrain(
             seed=seed,
             out_root=out,
             device=target,
+            workers=workers,
+            skip_bad_images=skip_bad_images or None,
         )
         written = [root / "table.csv", root / "table.json"]
     else:
         if algo is not None:
             raise MixPathError("--algo chooses the search of RUN; drop it with --arch")
-        the_space = get_space(space or "fmnist-s1")
+        chosen = space_to_use(space, space_file)
+        the_space = get_space(chosen if chosen is not None else "fmnist-s1")
+        if image_size is not None:
+            the_space = the_space.with_input_size(image_size)
         the_arch = the_space.parse(arch, the_space.max_m())
-        dataset = load_dataset(data or "fashion-mnist", data_dir, split_seed=seed, train_subset=train_subset)
+        dataset = load_data(
+            data if data is not None else "fashion-mnist",
+            data_dir,
+            split_seed=seed,
+            train_subset=train_subset,
+            image_size=the_space.input_shape[1] if data == "imagefolder" else None,
+            workers=workers if workers is not None else int(TRAIN["workers"]),
+            skip_bad_images=skip_bad_images,
+        )
         folder = out or Path("runs/retrain")
         rows = [retrain_architecture(the_space, dataset, the_arch, recipe, folder, seed=seed, device=target)]
         written = [folder / name for name in ("result.json", "metrics.csv", "curves.png", "model.pt")]
@@ -260,8 +381,12 @@ def pipeline(
         None, metavar="RUN", help=with_default("Run folder for every stage.", "runs/demo")
     ),
     space: str = typer.Option(None, help=with_default("Search space (see `mixpath spaces`).", TRAIN["space"])),
+    space_file: Path = space_file_option(),
     data: str = typer.Option(None, help=with_default(DATA_HELP, TRAIN["data"])),
     data_dir: str = typer.Option(None, help=DATA_DIR_HELP),
+    image_size: int = image_size_option(),
+    workers: int = workers_option(),
+    skip_bad_images: bool = skip_bad_images_option(),
     epochs: int = typer.Option(
         None, help=with_default("Supernet epochs.", f"{TRAIN['epochs']}; quick: {QUICK.epochs}")
     ),
@@ -317,28 +442,40 @@ def pipeline(
     """The whole job: train a supernet, search it with NSGA-II (accuracy vs FLOPs) under a FLOPs budget, then
     retrain the found architecture and three baselines of equal cost from scratch and compare them on the
     test split; writes the table, report.html and the found architecture's retrained model."""
+    import dataclasses
+
     from mixpath.pipeline import comparison_lines, run_pipeline
     from mixpath.search import SearchConfig
     from mixpath.training import TrainConfig
     from mixpath.training.recipe import Recipe
+    from mixpath.training.trainer import CONFIG_FILE, saved_config
 
     run = run_folder(run, run_alias, required=False) or Path("runs/demo")
     scale = QUICK if quick else FULL
-    train_config = TrainConfig(
-        **given(
-            space=space,
-            data=data,
-            data_dir=data_dir,
-            m=m,
-            seed=seed,
-            epochs=epochs if epochs is not None else scale.epochs,
-            train_subset=train_subset if train_subset is not None else scale.train_subset,
-        )
+    options = given(
+        space=space_to_use(space, space_file),
+        data=data,
+        data_dir=data_dir,
+        image_size=image_size,
+        workers=workers,
+        skip_bad_images=skip_bad_images or None,
+        m=m,
+        seed=seed,
+        epochs=epochs,
+        train_subset=train_subset,
     )
+    train_config: TrainConfig | None
+    if resume and (run / CONFIG_FILE).exists():  # the options given, over the saved settings (compared there)
+        saved = saved_config(run)
+        train_config = dataclasses.replace(saved, **options) if options else None
+        seed_used = (train_config or saved).seed
+    else:
+        train_config = TrainConfig(**given(epochs=scale.epochs, train_subset=scale.train_subset) | options)
+        seed_used = train_config.seed
     search_config = SearchConfig(
         budget=budget if budget is not None else scale.budget,
         population=population if population is not None else scale.population,
-        seed=train_config.seed,
+        seed=seed_used,
     )
     summary = run_pipeline(
         run,
@@ -351,6 +488,7 @@ def pipeline(
         resume=resume,
         allow_untrained=allow_untrained or quick,
         device=device,
+        space_file=space_file,
     )
     if json_output:
         echo_json(summary)

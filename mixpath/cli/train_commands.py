@@ -16,17 +16,30 @@ from mixpath.cli.options import (
     RUN_ALIAS_HELP,
     TRAIN,
     given,
+    image_size_option,
     run_folder,
+    skip_bad_images_option,
+    space_file_option,
+    space_to_use,
     with_default,
+    workers_option,
 )
 from mixpath.cli.printing import echo_json, echo_lines, supernet_pairs
 from mixpath.errors import MixPathError
 
 
 @app.command(cls=Command)
-def spaces(m: list[int] = typer.Option([1, 4], "--m", help="Path limits (paths per layer) to count for.")) -> None:
+def spaces(
+    m: list[int] = typer.Option([1, 4], "--m", help="Path limits (paths per layer) to count for."),
+    space_file: Path = space_file_option(),
+) -> None:
     """List the registered search spaces with their sizes (number of architectures for each m)."""
-    from mixpath.spaces import list_spaces
+    from mixpath.spaces import list_spaces, load_space_file
+
+    if space_file is not None:
+        load_space_file(space_file)
+    if any(k < 1 for k in m):
+        raise MixPathError(f"--m {min(m)}: a path limit is a whole number >= 1")
 
     header = "space".ljust(24) + "layers  " + "".join(f"{'m=' + str(k):>12}" for k in m) + "  description"
     typer.echo(header)
@@ -41,10 +54,15 @@ def train(
         None, metavar="RUN", help=with_default("Run folder to write.", "runs/SPACE-STRATEGY-mM-POLICY-sSEED")
     ),
     space: str = typer.Option(None, help=with_default("Search space (see `mixpath spaces`).", TRAIN["space"])),
+    space_file: Path = space_file_option(),
     data: str = typer.Option(None, help=with_default(DATA_HELP, TRAIN["data"])),
     data_dir: str = typer.Option(None, help=DATA_DIR_HELP),
     strategy: str = typer.Option(
-        None, help=with_default("Training strategy: mixpath, spos or fairnas.", TRAIN["strategy"])
+        None,
+        help=with_default(
+            "Training strategy: mixpath, spos, fairnas, or fbnet (differentiable: learns architecture weights).",
+            TRAIN["strategy"],
+        ),
     ),
     m: int = typer.Option(
         None, help=with_default("Most paths per layer.", f"{TRAIN['m']} for mixpath, 1 for spos and fairnas")
@@ -82,6 +100,45 @@ def train(
     micro_batches: int = typer.Option(
         None, help=with_default("Split each process's batch into this many BN batches.", TRAIN["micro_batches"])
     ),
+    val_size: float = typer.Option(
+        None, help=with_default("Validation split: a fraction (< 1) or a count of training images.", TRAIN["val_size"])
+    ),
+    held_out: float = typer.Option(
+        None,
+        help=with_default(
+            "fbnet and --shrink-at: fraction of the training split held out for architecture steps / op scores.",
+            TRAIN["held_out"],
+        ),
+    ),
+    arch_lr: float = typer.Option(
+        None, help=with_default("fbnet: Adam's rate for the architecture parameters.", TRAIN["arch_lr"])
+    ),
+    temperature: float = typer.Option(
+        None, help=with_default("fbnet: Gumbel-softmax temperature of the first epoch.", TRAIN["temperature"])
+    ),
+    temperature_decay: float = typer.Option(
+        None, help=with_default("fbnet: the temperature's factor per epoch.", TRAIN["temperature_decay"])
+    ),
+    latency_table: str = typer.Option(
+        None, help=with_default("fbnet: latency table JSON of the space for LAT (else FLOPs).", "FLOPs")
+    ),
+    cost_alpha: float = typer.Option(
+        None, help=with_default("fbnet: alpha of CE * alpha * log(LAT) ** beta.", TRAIN["cost_alpha"])
+    ),
+    cost_beta: float = typer.Option(None, help=with_default("fbnet: beta of the same loss.", TRAIN["cost_beta"])),
+    shrink_at: str = typer.Option(
+        None,
+        help=with_default("BS-NAS: fractions of the run at which layers drop their worst ops, e.g. 0.25,0.5.", "none"),
+    ),
+    shrink_drop: int = typer.Option(
+        None, help=with_default("BS-NAS: ops each layer drops at each --shrink-at point.", TRAIN["shrink_drop"])
+    ),
+    shrink_archs: int = typer.Option(
+        None, help=with_default("BS-NAS: single-path architectures scored per point.", TRAIN["shrink_archs"])
+    ),
+    image_size: int = image_size_option(),
+    workers: int = workers_option(),
+    skip_bad_images: bool = skip_bad_images_option(),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in RUN with its saved settings."),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
@@ -89,41 +146,58 @@ def train(
 ) -> None:
     """Train a one-shot supernet; warns when its sampled subnets end near chance accuracy."""
     from mixpath import distributed
+    from mixpath.device import resolve_device
     from mixpath.training import TrainConfig, train_supernet
     from mixpath.training.chance import untrained_warning
+    from mixpath.training.trainer import saved_config
 
     run = run_folder(run, run_alias, required=False)
-    config = None
+    resolve_device(device)
+    options = given(
+        space=space_to_use(space, space_file),
+        data=data,
+        data_dir=data_dir,
+        strategy=strategy,
+        m=m,
+        bn_policy=bn_policy,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        warmup_epochs=warmup_epochs,
+        weight_decay=weight_decay,
+        grad_clip=grad_clip,
+        label_smoothing=label_smoothing,
+        seed=seed,
+        train_subset=train_subset,
+        checkpoint_every=checkpoint_every,
+        amp=amp,
+        micro_batches=micro_batches,
+        val_size=int(val_size) if val_size is not None and val_size >= 1 else val_size,
+        image_size=image_size,
+        workers=workers,
+        skip_bad_images=skip_bad_images or None,
+        held_out=held_out,
+        arch_lr=arch_lr,
+        temperature=temperature,
+        temperature_decay=temperature_decay,
+        latency_table=latency_table,
+        cost_alpha=cost_alpha,
+        cost_beta=cost_beta,
+        shrink_at=_fractions(shrink_at) if shrink_at is not None else None,
+        shrink_drop=shrink_drop,
+        shrink_archs=shrink_archs,
+    )
     if resume:
         if run is None:
             raise MixPathError("--resume needs the run folder to continue: mixpath train RUN --resume")
+        # the options given, over the saved settings: train_supernet applies those a run may change, refuses others
+        config = dataclasses.replace(saved_config(run), **options) if options else None
     else:
-        config = TrainConfig(
-            **given(
-                space=space,
-                data=data,
-                data_dir=data_dir,
-                strategy=strategy,
-                m=m,
-                bn_policy=bn_policy,
-                epochs=epochs,
-                batch_size=batch_size,
-                lr=lr,
-                warmup_epochs=warmup_epochs,
-                weight_decay=weight_decay,
-                grad_clip=grad_clip,
-                label_smoothing=label_smoothing,
-                seed=seed,
-                train_subset=train_subset,
-                checkpoint_every=checkpoint_every,
-                amp=amp,
-                micro_batches=micro_batches,
-            )
-        )
+        config = TrainConfig(**options)
         if m is None and config.strategy != "mixpath":
             config = dataclasses.replace(config, m=1)  # single-path strategies train one path per layer
         run = run or Path("runs") / f"{config.space}-{config.strategy}-m{config.m}-{config.bn_policy}-s{config.seed}"
-    result = train_supernet(config, run, resume=resume, device=device)
+    result = train_supernet(config, run, resume=resume, device=device, space_file=space_file)
     if not distributed.is_main():
         return
     warning = untrained_warning(run)
@@ -133,3 +207,13 @@ def train(
         echo_json({"run": str(run), **result.last})
     else:
         echo_lines([("run", str(run)), *supernet_pairs(result.last)])
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    """``--shrink-at 0.25,0.5,0.75`` as numbers (TrainConfig checks their range)."""
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise MixPathError(
+            f"--shrink-at {text}: expected fractions of the run joined by commas, e.g. 0.25,0.5"
+        ) from None

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mixpath.data import cifar, digits, fashion_mnist
+from mixpath.data import cifar, digits, fashion_mnist, imagefolder, wavfolder
 from mixpath.data.augment import AugmentConfig
+from mixpath.data.batches import Data, TensorSource
 from mixpath.data.normalize import channel_stats, normalize
 from mixpath.data.raw import RawImages
 from mixpath.data.splits import split_indices
@@ -55,12 +56,25 @@ class Dataset:
         """Number of samples per split, for logs and run records."""
         return {"train": len(self.train_y), "val": len(self.val_y), "test": len(self.test_y)}
 
+    @property
+    def train(self) -> TensorSource:
+        """The training split as a batch source (``mixpath.data.batches``), with the dataset's augmentation."""
+        return TensorSource(self.train_x, self.train_y, self.augment)
+
+    @property
+    def val(self) -> TensorSource:
+        return TensorSource(self.val_x, self.val_y)
+
+    @property
+    def test(self) -> TensorSource:
+        return TensorSource(self.test_x, self.test_y)
+
 
 @dataclass(frozen=True)
 class _Source:
     read: Callable[[str | Path | None], RawImages]
     augment: AugmentConfig
-    num_classes: int
+    num_classes: int | None  # None: the folder's labels decide (wavfolder)
 
 
 _SOURCES: dict[str, _Source] = {
@@ -69,18 +83,62 @@ _SOURCES: dict[str, _Source] = {
     ),
     digits.NAME: _Source(lambda root: digits.load_digits_images(), digits.AUGMENT, digits.NUM_CLASSES),
     cifar.NAME: _Source(cifar.load_cifar10, cifar.AUGMENT, cifar.NUM_CLASSES),
+    wavfolder.NAME: _Source(wavfolder.load_wavfolder, wavfolder.AUGMENT, None),
 }
 
 
 def dataset_names() -> list[str]:
-    return list(_SOURCES)
+    """The in-memory datasets, then ``imagefolder`` (your own images, streamed: ``mixpath.data.imagefolder``)."""
+    return [*_SOURCES, imagefolder.NAME]
 
 
-def class_count(name: str) -> int:
-    """How many classes dataset ``name`` has, without reading it (chance accuracy is 100 / this)."""
+def class_count(name: str, root: str | Path | None = None) -> int:
+    """How many classes dataset ``name`` has, without reading its images (chance accuracy is 100 / this); an
+    image folder's are its class folders under ``root``."""
+    if name == imagefolder.NAME:
+        return len(imagefolder.class_folders(_folder_root(root)))
     if name not in _SOURCES:
         raise MixPathError(f"unknown dataset {name!r}; known datasets: {', '.join(dataset_names())}")
-    return _SOURCES[name].num_classes
+    count = _SOURCES[name].num_classes
+    return count if count is not None else len(wavfolder.class_names(root))
+
+
+def load_data(
+    name: str,
+    root: str | Path | None = None,
+    *,
+    val_size: int | float = 0.1,
+    split_seed: int = 0,
+    train_subset: int | None = None,
+    image_size: int | None = None,
+    workers: int = 0,
+    skip_bad_images: bool = False,
+) -> Data:
+    """Dataset ``name`` for every stage: an in-memory ``Dataset`` (``load_dataset``), or with ``imagefolder`` the
+    folder ``root`` streamed at ``image_size`` by ``workers`` processes (``load_folder_dataset``); the split
+    settings mean the same for both. ``image_size``, ``workers`` and ``skip_bad_images`` apply to image folders."""
+    if name != imagefolder.NAME:
+        if image_size is not None:
+            raise MixPathError(f"an image size is for --data {imagefolder.NAME}; {name} has images of one size")
+        return load_dataset(name, root, val_size=val_size, split_seed=split_seed, train_subset=train_subset)
+    return imagefolder.load_folder_dataset(
+        _folder_root(root),
+        image_size=image_size if image_size is not None else imagefolder.ImageTransform(True).image_size,
+        val_size=val_size,
+        split_seed=split_seed,
+        train_subset=train_subset,
+        workers=workers,
+        skip_bad_images=skip_bad_images,
+    )
+
+
+def _folder_root(root: str | Path | None) -> str | Path:
+    if root is None:
+        raise MixPathError(
+            f"--data {imagefolder.NAME} needs the folder: --data-dir DIR, with DIR/train/<class>/<image> and "
+            "DIR/val/<class>/<image>, or DIR/<class>/<image>"
+        )
+    return root
 
 
 def load_dataset(

@@ -68,14 +68,35 @@ class EvalCache:
         for line in lines:
             if not line.strip():
                 continue
-            try:
-                entry = json.loads(line)
-                arch, key, metrics = entry["arch"], entry["key"], entry["metrics"]
-            except (json.JSONDecodeError, KeyError, TypeError):
+            entry = _entry(line)
+            if entry is None:
                 skipped += 1
-                continue
-            if key == self.key:
-                self._metrics[arch] = {name: float(value) for name, value in metrics.items()}
+            elif entry[1] == self.key:
+                self._metrics[entry[0]] = entry[2]
         if skipped:
             log.warning("%s: skipped %d unreadable line(s)", self.path, skipped)
         log.info("%s: %d cached scores for this supernet and settings", self.path, len(self._metrics))
+
+
+def _entry(line: str) -> tuple[str, str, dict[str, float]] | None:
+    """(arch, key, metrics) of one cache line, or None when the line is not one (a line written by something
+    else, or damaged): such a line is skipped, and its architecture scored again."""
+    try:
+        entry = json.loads(line)
+    except (ValueError, RecursionError):  # malformed, nested past the recursion limit, too many digits
+        return None
+    if not isinstance(entry, dict):
+        return None
+    arch, key, metrics = entry.get("arch"), entry.get("key"), entry.get("metrics")
+    if not isinstance(arch, str) or not isinstance(key, str) or not isinstance(metrics, dict):
+        return None
+    try:
+        return arch, key, {name: _number(value) for name, value in metrics.items()}
+    except (TypeError, OverflowError):
+        return None
+
+
+def _number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{value!r} is not a number")
+    return float(value)

@@ -16,19 +16,21 @@ Which BNs an architecture uses is found while calibrating, for any supernet fami
 on every BN resets it the first time it runs in the calibration pass, so no extra forward pass is
 needed and a BN the architecture does not use is never touched (bit-identical before and after).
 The pass runs in train mode for the BNs only (everything else in eval mode), without gradients and
-without augmentation.
+without augmentation. The images come as a tensor or as a batch source (``mixpath.data.batches``: an image
+folder's calibration images are read from disk for every architecture, in the same order every time).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mixpath.data import Dataset
+from mixpath.data import BatchSource, Data
 from mixpath.errors import MixPathError
 from mixpath.evaluation.modules import model_device, restored_modes
 from mixpath.spaces import Architecture
@@ -52,34 +54,34 @@ def check_count(name: str, value: object) -> int:
     return value
 
 
-def calibration_images(dataset: Dataset, size: int = 2048, seed: int = 0) -> torch.Tensor:
-    """A fixed, seeded random subset of the training split (N x C x H x W, on the dataset's device).
+def calibration_images(dataset: Data, size: int = 2048, seed: int = 0) -> BatchSource:
+    """A fixed, seeded random subset of the training split, not augmented (in memory: ``.x`` is N x C x H x W).
 
     When the training split holds fewer than ``size`` images, all of them are used (in seeded order).
     """
     check_count("calibration size", size)
-    n = len(dataset.train_x)
+    n = len(dataset.train)
     if n == 0:
         raise MixPathError(f"dataset {dataset.name!r} has no training images to calibrate BNs with")
     if size > n:
         log.info("calibration size %d exceeds the %d training images of %s: using all", size, n, dataset.name)
     generator = torch.Generator().manual_seed(seed)
     index = torch.randperm(n, generator=generator)[: min(size, n)]
-    return dataset.train_x[index.to(dataset.train_x.device)]
+    return dataset.train.subset(index)
 
 
 def calibrate_bn(
     model: nn.Module,
     arch: Architecture | None,
-    images: torch.Tensor,
+    images: torch.Tensor | BatchSource,
     batch_size: int = 100,
     mode: str = "exact",
 ) -> list[nn.Module]:
     """Re-estimate the running statistics of the BNs ``model`` runs for ``arch``; return those BNs.
 
     ``model`` is a supernet (called ``model(x, arch)``) or, with ``arch=None``, a stand-alone model
-    (``model(x)``). ``images`` are normalised training images, run once in order in batches of
-    ``batch_size``: ``exact`` weighs every image the same, ``ema`` uses the BNs' momentum (SPOS runs 200
+    (``model(x)``). ``images`` are normalised training images (a tensor or a batch source), run once in order
+    in batches of ``batch_size``: ``exact`` weighs every image the same, ``ema`` uses the BNs' momentum (SPOS runs 200
     batches). ``none`` changes nothing.
     Training flags and BN momenta are restored afterwards.
     """
@@ -89,7 +91,10 @@ def calibrate_bn(
         return []
     if len(images) == 0:
         raise MixPathError("calibration needs at least one image, got none")
-    batches = torch.split(images, batch_size)
+    if isinstance(images, torch.Tensor):
+        batches: Iterable[torch.Tensor] = torch.split(images, batch_size)
+    else:
+        batches = (x for x, _ in images.batches(batch_size))
     device = model_device(model)
     calibrated: dict[_BatchNorm, float | None] = {}  # BN -> its momentum before calibration
     seen: dict[_BatchNorm, int] = {}  # BN -> images it has normalised so far (exact mode)
@@ -145,14 +150,14 @@ class CalibrationSettings:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise MixPathError(f"calibration seed={self.seed!r} must be an int")
 
-    def images(self, dataset: Dataset) -> torch.Tensor:
+    def images(self, dataset: Data) -> BatchSource:
         """The calibration images of this mode (none for ``none``), fixed by ``seed``."""
         if self.mode == "none":
-            return dataset.train_x[:0]
+            return dataset.train.subset(torch.arange(0))
         size = self.size if self.mode == "exact" else self.batches * self.batch_size
         return calibration_images(dataset, size, self.seed)
 
-    def apply(self, model: nn.Module, arch: Architecture | None, images: torch.Tensor) -> list[nn.Module]:
+    def apply(self, model: nn.Module, arch: Architecture | None, images: BatchSource) -> list[nn.Module]:
         return calibrate_bn(model, arch, images, self.batch_size, self.mode)
 
     def to_json(self) -> dict[str, object]:

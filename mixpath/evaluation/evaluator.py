@@ -21,7 +21,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from mixpath.data import Dataset
+from mixpath.data import Data
 from mixpath.device import resolve_device
 from mixpath.errors import MixPathError
 from mixpath.evaluation.cache import EvalCache, fingerprint
@@ -39,7 +39,7 @@ SPLITS = ("val", "test")
 
 def evaluate_standalone(
     model: nn.Module,
-    dataset: Dataset,
+    dataset: Data,
     *,
     calibration: CalibrationSettings = CalibrationSettings(),
     batch_size: int = 512,
@@ -57,8 +57,7 @@ def evaluate_standalone(
     if device is not None:
         model.to(resolve_device(device))
     calibration.apply(model, None, calibration.images(dataset))
-    x, y = (dataset.val_x, dataset.val_y) if split == "val" else (dataset.test_x, dataset.test_y)
-    return score(fold_batchnorms(model), None, x, y, batch_size)
+    return score(fold_batchnorms(model), None, dataset.val if split == "val" else dataset.test, batch_size)
 
 
 class SupernetEvaluator:
@@ -68,11 +67,12 @@ class SupernetEvaluator:
     (mean cross-entropy) and the ``cost_model``'s metrics (default ``CostModel(supernet.space)``:
     ``flops`` and ``params`` in millions, plus ``latency`` in ms when it holds a latency table), after BN
     post-calibration as ``calibration`` says (mode, images, batches; ``CalibrationSettings``). Calibration and
-    validation tensors are moved to ``device`` once (default: the supernet's device;
-    a given device moves the supernet there). With ``cache_path`` (e.g. ``RUN/eval_cache.jsonl``),
-    accuracy and loss are looked up before scoring and appended after, keyed by the architecture
-    string plus a fingerprint of the weights, images and settings, so a resumed or repeated search
-    does not score anything twice. ``seconds`` accumulates calibration and validation time.
+    validation images in memory are moved to ``device`` once (default: the supernet's device; a given device
+    moves the supernet there); an image folder's are read from disk for every architecture. With
+    ``cache_path`` (e.g. ``RUN/eval_cache.jsonl``), accuracy and loss are looked up before scoring and
+    appended after, keyed by the architecture string plus a fingerprint of the weights, images and settings,
+    so a resumed or repeated search does not score anything twice. ``seconds`` accumulates calibration and
+    validation time.
 
     ``fold_bn``: validate the architecture as an extracted stand-alone model with its calibrated BNs
     folded into its convolutions (``mixpath.evaluation.folding``; same scores up to float rounding, faster),
@@ -85,7 +85,7 @@ class SupernetEvaluator:
     def __init__(
         self,
         supernet: nn.Module,
-        dataset: Dataset,
+        dataset: Data,
         *,
         calibration: CalibrationSettings = CalibrationSettings(),
         batch_size: int = 512,
@@ -97,7 +97,7 @@ class SupernetEvaluator:
         if not hasattr(supernet, "space") or not hasattr(supernet, "m"):
             raise MixPathError(f"{type(supernet).__name__} is not a mixpath supernet (it needs .space and .m)")
         check_count("batch_size", batch_size)
-        if len(dataset.val_y) == 0:
+        if len(dataset.val) == 0:
             raise MixPathError(f"dataset {dataset.name!r} has no validation split; load it with val_size > 0")
         self.supernet = supernet
         self.space = cast(SearchSpace, supernet.space)
@@ -112,8 +112,7 @@ class SupernetEvaluator:
         self.device = resolve_device(device) if device is not None else model_device(supernet)
         supernet.to(self.device)
         self.calib_images = calibration.images(dataset).to(self.device)
-        self.val_x = dataset.val_x.to(self.device)
-        self.val_y = dataset.val_y.to(self.device)
+        self.val = dataset.val.to(self.device)
         self.seconds = {"calibration": 0.0, "validation": 0.0}
         self.scored = 0
         self.cache = EvalCache(cache_path, self.cache_key()) if cache_path is not None else None
@@ -125,7 +124,7 @@ class SupernetEvaluator:
         state = self.supernet.state_dict(keep_vars=True)
         params = {name for name, _ in self.supernet.named_parameters()}
         tensors = [(k, v) for k, v in state.items() if k in params or self.calibration.mode == "none"]
-        tensors += [("calibration", self.calib_images), ("val_x", self.val_x), ("val_y", self.val_y)]
+        tensors += self.calib_images.fingerprint_parts("calibration") + self.val.fingerprint_parts("val_x", "val_y")
         meta: dict[str, Any] = {
             "model": type(self.supernet).__name__,
             "bn_policy": getattr(self.supernet, "bn_policy", None),
@@ -156,9 +155,9 @@ class SupernetEvaluator:
         synchronize(self.device)
         calibrated = time.perf_counter()
         if self._extract is not None:
-            metrics = score(fold_batchnorms(self._extract(arch)), None, self.val_x, self.val_y, self.batch_size)
+            metrics = score(fold_batchnorms(self._extract(arch)), None, self.val, self.batch_size)
         else:
-            metrics = score(self.supernet, arch, self.val_x, self.val_y, self.batch_size)
+            metrics = score(self.supernet, arch, self.val, self.batch_size)
         validated = time.perf_counter()
         self.seconds["calibration"] += calibrated - started
         self.seconds["validation"] += validated - calibrated

@@ -9,7 +9,8 @@ kernels where those apply (``fused``), and ``fused_branches(False)`` turns fusin
 ``cpu`` (the kernels, called on tensors), ``build`` (compiling them into a verified per-user cache) and
 their C source in ``csrc/``. ``kernels_in_use()`` names what computes (the kernels round differently from
 PyTorch's operators), for a checkpoint to record; ``kernel_change_warning(recorded)`` says when a resume
-computes differently. ``runtime`` is the ``mixpath`` command's allocator and OpenMP waiting.
+computes differently. ``runtime`` is the allocator and OpenMP waiting: the ``mixpath`` command's at start,
+and every process's while it trains or searches (``waiting_follows_load``).
 
 The names are imported on first use (PEP 562), so that importing ``mixpath.kernels.runtime``, which the
 command does before it re-executes itself, does not load torch.

@@ -15,6 +15,9 @@ stand-alone model (``build_standalone``) to train from scratch or to count.
 - SPOS (``spos-shufflenet``): the searched model of SPOS's released code (block search, channel scale 1):
   exact. ``spos-block-channel`` is the block-and-channel architecture given as an example in the
   reference code, without published figures.
+- MoGA-A/B/C (``imagenet-moga``): layer for layer (kernel, expansion, SE) as in MoGA's public model
+  definitions, on the macro taken from them: exact (the reference code's dropout aside). Their multiply-adds
+  are the paper's; MoGA-C's public definition has 5.49M parameters where the paper says 5.6M.
 
 MixPath-A/B are left out: their architectures are published only as a figure.
 """
@@ -53,12 +56,18 @@ def _mbconv(layers: list[tuple[int, str]]) -> str:
     return "-".join(f"e{e}:" + "+".join(f"k{k}" for k in kernels.split(".")) for e, kernels in layers)
 
 
+def _moga(layers: list[tuple[int, int, int]]) -> str:
+    """Architecture string of MoGA (expansion, kernel, SE 0/1) triples, e.g. (6, 5, 1) -> ``e6,se1:k5``."""
+    return "-".join(f"e{e},se{se}:k{k}" for e, k, se in layers)
+
+
 def _shufflenet(blocks: list[int], scales: list[float]) -> str:
     """Architecture string of SPOS block indices (0..3 = shuffle3, shuffle5, shuffle7, xception) and scales."""
     ops = ("shuffle3", "shuffle5", "shuffle7", "xception")
     return "-".join(f"c{scale:g}:{ops[block]}" for block, scale in zip(blocks, scales, strict=True))
 
 
+_MOGA_SOURCE = "Chu, Zhang, Xu, MoGA (arXiv:1908.01314, ICASSP 2020) Table 1; layers from the public MoGA models"
 _FAIRNAS_SOURCE = "Chu et al., FairNAS (arXiv:1907.01845) Table 2; layers from the public FairNAS model code"
 _SPOS_OFFICIAL = [2, 1, 0, 1, 2, 0, 2, 0, 2, 0, 2, 3, 0, 0, 0, 0, 3, 2, 3, 3]
 _SPOS_EXAMPLE_BLOCKS = [0, 0, 3, 1, 1, 1, 0, 0, 2, 0, 2, 1, 1, 0, 2, 0, 2, 1, 3, 2]
@@ -124,6 +133,45 @@ PUBLISHED: dict[str, PublishedModel] = {
             77.0,
             False,
             "Tan and Le, MixConv (arXiv:1907.09595) Table 2; layers from the MixNet-M definition (TPU / timm code)",
+        ),
+        PublishedModel(
+            "moga-a",
+            "imagenet-moga",
+            _moga(
+                [(6, 5, 0), (6, 7, 0), (6, 3, 0), (6, 3, 1), (3, 3, 1), (6, 3, 1), (6, 3, 0), (6, 7, 0), (3, 7, 1)]
+                + [(6, 7, 0), (6, 3, 0), (6, 3, 0), (6, 5, 1), (6, 5, 1)]
+            ),
+            304,
+            5.1,
+            75.9,
+            True,
+            _MOGA_SOURCE,
+        ),
+        PublishedModel(
+            "moga-b",
+            "imagenet-moga",
+            _moga(
+                [(3, 3, 0), (3, 3, 0), (6, 7, 0), (3, 3, 0), (6, 5, 0), (6, 3, 1), (6, 5, 1), (3, 3, 0), (6, 7, 1)]
+                + [(6, 7, 0), (3, 5, 0), (6, 7, 1), (6, 7, 1), (6, 3, 1)]
+            ),
+            248,
+            5.5,
+            75.5,
+            True,
+            _MOGA_SOURCE,
+        ),
+        PublishedModel(
+            "moga-c",
+            "imagenet-moga",
+            _moga(
+                [(3, 5, 0), (3, 3, 0), (3, 5, 0), (3, 3, 0), (3, 5, 0), (3, 5, 0), (6, 5, 1), (3, 5, 0), (3, 5, 0)]
+                + [(6, 3, 0), (6, 3, 1), (6, 3, 1), (6, 3, 1), (6, 3, 1)]
+            ),
+            221,
+            5.6,
+            75.3,
+            True,
+            _MOGA_SOURCE,
         ),
         PublishedModel(
             "spos",

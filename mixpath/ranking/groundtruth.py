@@ -25,10 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mixpath.data import Dataset
+from mixpath.data import Data
 from mixpath.errors import MixPathError
 from mixpath.evaluation import CostModel
 from mixpath.io import append_line, read_lines
+from mixpath.runlock import file_lock
 from mixpath.spaces import Architecture, LayerChoice, SearchSpace
 from mixpath.supernet import build_standalone
 from mixpath.training.recipe import Recipe
@@ -105,6 +106,8 @@ def stratified_sample(
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise MixPathError(f"number of architectures {n!r} must be an int >= 1")
     m = space.check_m(m)
+    if n > space.size(m):
+        raise MixPathError(f"{n} architectures asked for, but {space.name} has {space.size(m)} with m={m}")
     if flops is None:
         costs = CostModel(space)
         flops = lambda arch: costs(arch)["flops"]  # noqa: E731
@@ -158,6 +161,8 @@ class GroundTruthFile:
             raise MixPathError(f"{self.path} is not a ground-truth CSV: its columns must be {', '.join(COLUMNS)}")
         rows = []
         for number, line in enumerate(reader, start=2):
+            if None in line or None in line.values():  # more cells than columns, or fewer
+                raise MixPathError(f"{self.path} line {number} is malformed: {line}")
             try:
                 rows.append(
                     GroundTruthRow(
@@ -172,6 +177,8 @@ class GroundTruthFile:
                 )
             except (TypeError, ValueError):
                 raise MixPathError(f"{self.path} line {number} is malformed: {line}") from None
+            if not all(math.isfinite(getattr(rows[-1], key)) for key in COLUMNS[1:]):
+                raise MixPathError(f"{self.path} line {number} holds a number that is not finite: {line}")
         return rows
 
     def append(self, row: GroundTruthRow) -> None:
@@ -187,7 +194,7 @@ def _csv_line(values: Sequence[object]) -> str:
 
 def build_ground_truth(
     space: SearchSpace,
-    dataset: Dataset,
+    dataset: Data,
     archs: Sequence[Architecture],
     recipe: Recipe,
     out: Path | str,
@@ -202,40 +209,42 @@ def build_ground_truth(
     ``limit`` stops after training that many architectures in this call (running in chunks; how the tests
     interrupt a run). Returns the rows of ``out`` for ``archs`` and this seed, in the order of ``archs``.
     """
-    file = GroundTruthFile(out)
-    done = {(row.arch, row.seed) for row in file.read()}
-    costs = CostModel(space)
-    trained = 0
-    for index, arch in enumerate(archs):
-        text = space.format(arch)
-        if (text, seed) in done:
-            continue
-        if limit is not None and trained >= limit:
-            break
-        init_seed(seed)
-        model = build_standalone(space, arch)
-        started = time.perf_counter()
-        result = train_standalone(model, dataset, recipe, seed=seed, device=device, progress=progress)
-        assert result is not None  # it trains to the end without stop_after_epochs
-        cost = costs(arch)
-        row = GroundTruthRow(
-            text,
-            result["val_acc"],
-            result["test_acc"],
-            round(cost["flops"], 4),
-            round(cost["params"], 5),
-            round(time.perf_counter() - started, 2),
-            seed,
-        )
-        file.append(row)
-        done.add((text, seed))
-        trained += 1
-        log.info(
-            "ground truth %d/%d: %s val %.2f%% test %.2f%%", index + 1, len(archs), text, row.val_acc, row.test_acc
-        )
-    wanted = {space.format(arch): i for i, arch in enumerate(archs)}
-    rows = [row for row in file.read() if row.seed == seed and row.arch in wanted]
-    return sorted(rows, key=lambda row: wanted[row.arch])
+    space.check_data(dataset.input_shape, dataset.num_classes, dataset.name)
+    with file_lock(out):
+        file = GroundTruthFile(out)
+        done = {(row.arch, row.seed) for row in file.read()}
+        costs = CostModel(space)
+        trained = 0
+        for index, arch in enumerate(archs):
+            text = space.format(arch)
+            if (text, seed) in done:
+                continue
+            if limit is not None and trained >= limit:
+                break
+            init_seed(seed)
+            model = build_standalone(space, arch)
+            started = time.perf_counter()
+            result = train_standalone(model, dataset, recipe, seed=seed, device=device, progress=progress)
+            assert result is not None  # it trains to the end without stop_after_epochs
+            cost = costs(arch)
+            row = GroundTruthRow(
+                text,
+                result["val_acc"],
+                result["test_acc"],
+                round(cost["flops"], 4),
+                round(cost["params"], 5),
+                round(time.perf_counter() - started, 2),
+                seed,
+            )
+            file.append(row)
+            done.add((text, seed))
+            trained += 1
+            log.info(
+                "ground truth %d/%d: %s val %.2f%% test %.2f%%", index + 1, len(archs), text, row.val_acc, row.test_acc
+            )
+        wanted = {space.format(arch): i for i, arch in enumerate(archs)}
+        rows = [row for row in file.read() if row.seed == seed and row.arch in wanted]
+        return sorted(rows, key=lambda row: wanted[row.arch])
 
 
 def benchmark_ground_truth(
@@ -247,24 +256,25 @@ def benchmark_ground_truth(
 
     space, evaluator = load_benchmark_evaluator(name, "val", path)
     archs = stratified_sample(space, n, 1, seed, flops=lambda arch: evaluator.costs(arch)["flops"])
-    file = GroundTruthFile(out)
-    done = {row.arch for row in file.read()}
-    for arch, metrics in zip(archs, evaluator.evaluate(archs), strict=True):
-        text = space.format(arch)
-        if text in done:
-            continue
-        file.append(
-            GroundTruthRow(
-                text,
-                metrics["val_accuracy"],
-                metrics["test_accuracy"],
-                round(metrics["flops"], 4),
-                round(metrics["params"], 5),
-                round(metrics["cost_seconds"], 2),
-                -1,
+    with file_lock(out):
+        file = GroundTruthFile(out)
+        done = {row.arch for row in file.read()}
+        for arch, metrics in zip(archs, evaluator.evaluate(archs), strict=True):
+            text = space.format(arch)
+            if text in done:
+                continue
+            file.append(
+                GroundTruthRow(
+                    text,
+                    metrics["val_accuracy"],
+                    metrics["test_accuracy"],
+                    round(metrics["flops"], 4),
+                    round(metrics["params"], 5),
+                    round(metrics["cost_seconds"], 2),
+                    -1,
+                )
             )
-        )
-    return [row for row in file.read() if row.arch in {space.format(a) for a in archs}]
+        return [row for row in file.read() if row.arch in {space.format(a) for a in archs}]
 
 
 def load_ground_truth(path: Path | str) -> dict[str, GroundTruthRow]:

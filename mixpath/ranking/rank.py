@@ -82,6 +82,8 @@ def rank_run(
     """Score every ground-truth architecture with the run's supernet (cached, so resumable), compute the
     metrics and write them to ``RUN/ranking/ranking_<calibration mode>.json``; return the result."""
     rows = load_ground_truth(ground_truth)
+    if len(rows) < 3:  # the same check as rank_scores', before anything is scored
+        raise MixPathError(f"{ground_truth} holds {len(rows)} architectures; ranking needs >= 3")
     scores = supernet_scores(run_dir, list(rows), calibration=calibration, device=device, progress=progress)
     result = rank_scores(scores, rows, target=target, resamples=resamples, seed=seed)
     result = {"run": str(run_dir), "ground_truth": str(ground_truth), "calibration": calibration.mode, **result}

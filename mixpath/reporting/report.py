@@ -35,7 +35,7 @@ REPORT_DIR = "report"
 
 def _similarity_section(run: Any, images: int, seed: int, out: Path) -> dict[str, Any]:
     supernet, space, m = run.supernet, run.space, run.supernet.m
-    x = run.dataset.val_x[:images].to(run.device)
+    x = next(iter(run.dataset.val.batches(images)))[0].to(run.device)
     arch = space.random_architecture(step_rng(seed, "report-arch"), m)
     inputs = layer_inputs(supernet, arch, x)
     layers = []

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from mixpath.checks import check_seed, is_number
 from mixpath.errors import MixPathError
 from mixpath.search.objectives import check_metric_names
 
@@ -25,6 +26,9 @@ class SearchConfig:
     - ``top_k``: parents kept by evolution (SPOS: 10).
     - ``reference``: hypervolume reference point per objective, in the metric's units; unset
       objectives get one at the start of the search (see ``SearchSession.reference``).
+    - ``weights``: nsga2 only, MoGA's preference weights: per objective, the weight of its term in the
+      crowding distance (objectives not named weigh 1; see ``mixpath.search.pareto.weighted_crowding``).
+    - ``maximise``: cost objectives to maximise rather than minimise (MoGA maximises params).
     """
 
     objectives: tuple[str, ...] = ("accuracy", "flops")
@@ -35,8 +39,18 @@ class SearchConfig:
     mutation_prob: float = 0.1
     top_k: int = 10
     reference: dict[str, float] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)
+    maximise: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.objectives, str) or not isinstance(self.objectives, (list, tuple)):
+            raise MixPathError(f"objectives={self.objectives!r} must be a list of metric names")
+        if not all(isinstance(name, str) for name in self.objectives):
+            raise MixPathError(f"objectives={list(self.objectives)!r} must be metric names (text)")
+        for name in ("constraints", "reference"):
+            bounds = getattr(self, name)
+            if not isinstance(bounds, dict) or not all(is_number(v) for v in bounds.values()):
+                raise MixPathError(f"{name}={bounds!r} must map metric names to numbers")
         object.__setattr__(self, "objectives", tuple(self.objectives))
         object.__setattr__(self, "constraints", {k: float(v) for k, v in self.constraints.items()})
         object.__setattr__(self, "reference", {k: float(v) for k, v in self.reference.items()})
@@ -56,21 +70,55 @@ class SearchConfig:
         _check_int("budget", self.budget, 1)
         _check_int("population", self.population, 2)
         _check_int("top_k", self.top_k, 1)
-        if not isinstance(self.seed, int):
-            raise MixPathError(f"seed={self.seed!r} must be an integer")
-        if not 0.0 <= self.mutation_prob <= 1.0:
-            raise MixPathError(f"mutation_prob={self.mutation_prob} must be in [0, 1]")
+        check_seed("seed", self.seed)
+        if not is_number(self.mutation_prob) or not 0.0 <= self.mutation_prob <= 1.0:
+            raise MixPathError(f"mutation_prob={self.mutation_prob!r} must be a number in [0, 1]")
+        self._check_preferences()
+
+    def _check_preferences(self) -> None:
+        """MoGA's settings: weights of objectives, finite and >= 0, not all 0; maximised cost objectives."""
+        if not isinstance(self.weights, dict) or not all(is_number(v) for v in self.weights.values()):
+            raise MixPathError(f"weights={self.weights!r} must map objectives to numbers")
+        object.__setattr__(self, "weights", {k: float(v) for k, v in self.weights.items()})
+        for name, value in self.weights.items():
+            if name not in self.objectives:
+                raise MixPathError(
+                    f"weight given for {name!r}, which is not an objective ({', '.join(self.objectives)})"
+                )
+            if not math.isfinite(value) or value < 0:
+                raise MixPathError(f"weight {name}={value} must be a finite number >= 0")
+        if not any(self.weights.get(name, 1.0) > 0 for name in self.objectives):
+            raise MixPathError("every objective has weight 0: at least one must weigh more")
+        if isinstance(self.maximise, str) or not isinstance(self.maximise, (list, tuple)):
+            raise MixPathError(f"maximise={self.maximise!r} must be a list of objective names")
+        object.__setattr__(self, "maximise", tuple(self.maximise))
+        for name in self.maximise:
+            if name not in self.objectives or name == "accuracy":
+                raise MixPathError(f"maximise names {name!r}: only cost objectives of this search can be maximised")
 
     def to_json(self) -> dict[str, Any]:
+        """Every setting; ``weights`` and ``maximise`` only when set, so states saved before they existed
+        resume."""
         data = asdict(self)
         data["objectives"] = list(self.objectives)
+        data["maximise"] = list(self.maximise)
+        for name in ("weights", "maximise"):
+            if not data[name]:
+                del data[name]
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> SearchConfig:
-        return cls(**data)
+    def from_json(cls, data: Any, source: object = "the search settings") -> SearchConfig:
+        """The settings saved by ``to_json``; ``source`` (the file) names them in the one-line errors."""
+        known = {f.name for f in fields(cls)}
+        if not isinstance(data, dict) or not set(data) <= known:
+            raise MixPathError(f"{source}: the search settings must be a JSON object with keys from {sorted(known)}")
+        try:
+            return cls(**data)
+        except MixPathError as err:
+            raise MixPathError(f"{source}: {err}") from None
 
 
 def _check_int(name: str, value: Any, smallest: int) -> None:
-    if not isinstance(value, int) or value < smallest:
+    if isinstance(value, bool) or not isinstance(value, int) or value < smallest:
         raise MixPathError(f"{name}={value!r} must be an integer >= {smallest}")

@@ -30,12 +30,13 @@ class EvolutionSearcher(Searcher):
     def _search(self, session: SearchSession) -> None:
         space, config = session.space, session.config
         state = session.algorithm_state
-        rng = restore_python_rng(state["rng"]) if state else random.Random(config.seed)
         by_arch = {space.format(r.arch): r for r in session.records}
-        parents: list[EvaluatedArch] = [by_arch[text] for text in state["parents"]] if state else []
+        with session.restoring():
+            rng = restore_python_rng(state["rng"]) if state is not None else random.Random(config.seed)
+            parents: list[EvaluatedArch] = [by_arch[text] for text in state["parents"]] if state is not None else []
 
         def fitness(record: EvaluatedArch) -> float:
-            return float(minimised(record.metrics, config.objectives[:1])[0])
+            return float(minimised(record.metrics, config.objectives[:1], config.maximise)[0])
 
         while session.remaining > 0:
             candidates = _candidates(session, [p.arch for p in parents], rng)

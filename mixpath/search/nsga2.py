@@ -13,6 +13,14 @@ operators, all acting on whole layers so every candidate is a valid architecture
 
 Constraints on metrics that only the evaluator gives (or all of them, without a cost model) are pymoo
 inequality constraints: infeasible architectures lose every tournament against feasible ones.
+
+MoGA's weighted search (``config.weights``, Chu et al., "MoGA: Searching Beyond MobileNetV3"): MoGA
+replaces NSGA-II's even-handed treatment of accuracy, latency and parameters by preference weights and
+maximises the parameter count (``config.maximise``). Non-dominated sorting is unchanged; the weights enter
+the crowding distance (``mixpath.search.pareto.weighted_crowding``), the second key of both places where
+NSGA-II chooses: which members of the last admitted front survive, and which of two parents of equal rank
+wins a tournament. A heavier objective makes gaps along it count more, so the population spreads along it
+and sparsely along light ones. Without weights the survival is pymoo's own.
 Objectives are minimised (accuracy negated). The ask/tell interface lets mixpath score a whole
 generation in one evaluator call and save the state after each: the population (genes, objectives,
 constraints, rank, crowding) and pymoo's random generator, from which the algorithm is rebuilt.
@@ -34,11 +42,15 @@ from pymoo.core.problem import Problem
 from pymoo.core.repair import Repair
 from pymoo.core.sampling import Sampling
 from pymoo.core.termination import NoTermination
+from pymoo.operators.survival.rank_and_crowding import RankAndCrowding
+from pymoo.operators.survival.rank_and_crowding.metrics import CrowdingDiversity
 from pymoo.problems.static import StaticProblem
 
+from mixpath.checks import is_number
 from mixpath.search.base import Searcher
 from mixpath.search.objectives import minimised, violations
 from mixpath.search.operators import crossover, mutate
+from mixpath.search.pareto import weighted_crowding
 from mixpath.search.result import EvaluatedArch
 from mixpath.search.session import SearchSession
 from mixpath.spaces.encoding import ArchEncoding
@@ -119,8 +131,20 @@ class _InadmissibleElimination(DuplicateElimination):
         return is_duplicate
 
 
+class _WeightedCrowding(CrowdingDiversity):
+    """``weighted_crowding`` as pymoo's crowding metric (the survival also stores it for the tournaments)."""
+
+    def __init__(self, weights: np.ndarray) -> None:
+        super().__init__()
+        self.weights = weights
+
+    def _do(self, F: np.ndarray, n_remove: Any = None) -> np.ndarray:
+        return weighted_crowding(F, self.weights)
+
+
 class NSGA2Searcher(Searcher):
     name = "nsga2"
+    weighted = True
 
     def _search(self, session: SearchSession) -> None:
         config = session.config
@@ -142,10 +166,12 @@ class NSGA2Searcher(Searcher):
             eliminate_duplicates=_InadmissibleElimination(session, encoding),
             termination=NoTermination(),
             seed=config.seed,
+            **_survival(config.objectives, config.weights),
         )
         algorithm.setup(problem)
         if session.algorithm_state is not None:
-            _restore(algorithm, problem, session.algorithm_state)
+            with session.restoring():
+                _restore(algorithm, problem, session.algorithm_state)
         while session.remaining > 0:
             offspring = algorithm.ask()
             if offspring is None or len(offspring) == 0:
@@ -157,9 +183,17 @@ class NSGA2Searcher(Searcher):
             session.end_generation(_state(algorithm))
 
 
+def _survival(objectives: tuple[str, ...], weights: dict[str, float]) -> dict[str, Any]:
+    """NSGA2's ``survival`` argument for MoGA's weights (objectives not named weigh 1), none without them."""
+    if not weights:
+        return {}
+    vector = np.array([weights.get(name, 1.0) for name in objectives])
+    return {"survival": RankAndCrowding(crowding_func=_WeightedCrowding(vector))}
+
+
 def _set_scores(problem: Problem, pop: Population, records: list[EvaluatedArch], session: SearchSession) -> None:
     config = session.config
-    F = np.array([minimised(r.metrics, config.objectives) for r in records]).reshape(len(records), -1)
+    F = np.array([minimised(r.metrics, config.objectives, config.maximise) for r in records]).reshape(len(records), -1)
     G = np.array([violations(r.metrics, config.constraints) for r in records]).reshape(len(records), -1)
     _assign(problem, pop, F, G)
 
@@ -184,10 +218,22 @@ def _state(algorithm: NSGA2) -> dict[str, Any]:
 
 
 def _restore(algorithm: NSGA2, problem: Problem, state: dict[str, Any]) -> None:
-    """Put a saved population and random generator back into a freshly set-up NSGA2."""
-    pop = Population.new(X=np.array(state["X"], dtype=np.int64).reshape(-1, problem.n_var))
+    """Put a saved population and random generator back into a freshly set-up NSGA2; a state that does not fit
+    (genes out of range, counts of the wrong type or length) raises ValueError (``SearchSession.restoring``)."""
+    X = np.array(state["X"], dtype=np.int64).reshape(-1, problem.n_var)
+    if (X < problem.xl).any() or (X > problem.xu).any():
+        raise ValueError("its population holds genes outside the encoding")
+    pop = Population.new(X=X)
     F = np.array(state["F"], dtype=float).reshape(len(pop), problem.n_obj)
     G = np.array(state["G"], dtype=float).reshape(len(pop), problem.n_ieq_constr)
+    n_iter = state["n_iter"]
+    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
+        raise ValueError(f"n_iter={n_iter!r} is not a number of generations")
+    for name in ("rank", "crowding"):
+        values = state[name]
+        numbers = isinstance(values, list) and all(v is None or is_number(v) for v in values)
+        if not numbers or len(values) != len(pop):
+            raise ValueError(f"its {name} is not one number per member of the population")
     _assign(problem, pop, F, G)
     pop.set("rank", state["rank"], "crowding", state["crowding"])
     algorithm.pop = pop

@@ -1,14 +1,15 @@
 """Which metrics a search may optimise or bound, their direction, and the minimisation form searchers use.
 
 Searchers minimise: accuracy (percent, maximised) enters as ``-accuracy``; flops, params and latency
-enter as they are. A constraint bounds a metric on its bad side: an upper bound for flops, params and
+enter as they are, unless a search maximises them (``SearchConfig.maximise``: MoGA maximises params), then
+negated too. A constraint bounds a metric on its bad side: an upper bound for flops, params and
 latency (``{"flops": 50.0}`` = at most 50 M multiply-adds), a lower bound for accuracy
-(``{"accuracy": 90.0}`` = at least 90 %).
+(``{"accuracy": 90.0}`` = at least 90 %), whichever way the search optimises it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -33,9 +34,9 @@ def metric(metrics: Mapping[str, float], name: str) -> float:
     return float(metrics[name])
 
 
-def minimised(metrics: Mapping[str, float], objectives: Sequence[str]) -> np.ndarray:
-    """The objective vector to minimise: accuracy negated, the cost metrics as they are."""
-    return np.array([_sign(name) * metric(metrics, name) for name in objectives])
+def minimised(metrics: Mapping[str, float], objectives: Sequence[str], maximise: Collection[str] = ()) -> np.ndarray:
+    """The objective vector to minimise: accuracy and the metrics in ``maximise`` negated, the others as they are."""
+    return np.array([(-1.0 if name in maximise else _sign(name)) * metric(metrics, name) for name in objectives])
 
 
 def violations(metrics: Mapping[str, float], constraints: Mapping[str, float]) -> np.ndarray:

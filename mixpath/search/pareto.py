@@ -30,3 +30,30 @@ def hypervolume(F: np.ndarray, reference: np.ndarray) -> float:
     if len(inside) == 0:
         return 0.0
     return float(HV(ref_point=np.asarray(reference, dtype=float))(inside))
+
+
+def weighted_crowding(F: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """NSGA-II's crowding distance of the rows of one front with a weight per objective (MoGA).
+
+    Per objective, the rows are sorted and each gets the gap between its two neighbours divided by the
+    objective's range (0 when all rows are equal there); the two extreme rows get infinity. NSGA-II averages
+    these terms over the objectives; here their weighted mean is taken, so an objective of weight 0 neither
+    spreads the front nor protects its extremes, and equal weights give NSGA-II's own distance. Larger
+    distances survive the truncation of the last front and win tournaments between equal ranks.
+    """
+    F = np.asarray(F, dtype=float)
+    weights = np.asarray(weights, dtype=float)
+    n, n_obj = F.shape
+    if n <= 2:
+        return np.full(n, np.inf)
+    distance = np.zeros(n)
+    for j in np.flatnonzero(weights > 0):
+        order = np.argsort(F[:, j], kind="mergesort")
+        column = F[order, j]
+        span = column[-1] - column[0]
+        if span == 0:  # all rows equal here: this objective tells them apart nowhere
+            continue
+        gaps = np.full(n, np.inf)
+        gaps[1:-1] = (column[2:] - column[:-2]) / span
+        distance[order] += weights[j] * gaps
+    return distance / weights.sum()

@@ -15,7 +15,8 @@ class RandomSearcher(Searcher):
 
     def _search(self, session: SearchSession) -> None:
         state = session.algorithm_state
-        rng = restore_python_rng(state["rng"]) if state else random.Random(session.config.seed)
+        with session.restoring():
+            rng = restore_python_rng(state["rng"]) if state is not None else random.Random(session.config.seed)
         while session.remaining > 0:
             n = min(session.config.population, session.remaining)
             batch = session.draw(n, lambda: session.space.random_architecture(rng, session.m))

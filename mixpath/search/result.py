@@ -30,6 +30,8 @@ from mixpath.search.objectives import minimised
 from mixpath.search.pareto import hypervolume, non_dominated
 from mixpath.spaces import Architecture, SearchSpace
 
+RESULTS_FILE = "history.json"
+"""The file ``save`` writes last: a folder holding it holds a finished search's results."""
 _METRIC_ORDER = ("accuracy", "flops", "params", "latency", "cost_seconds")
 _UNITS = {"accuracy": "accuracy (%)", "flops": "FLOPs (M multiply-adds)", "params": "parameters (M)"}
 
@@ -90,7 +92,7 @@ class SearchResult:
         missing = [name for name in self.config.objectives if name not in reference]
         if missing:
             raise MixPathError(f"hypervolume needs a reference value for {missing[0]!r}")
-        point = minimised(reference, self.config.objectives)
+        point = minimised(reference, self.config.objectives, self.config.maximise)
         return hypervolume(self._objective_matrix(self.front), point)
 
     def save(self, directory: str | Path) -> Path:
@@ -108,7 +110,7 @@ class SearchResult:
             "reference": self.reference,
             "generations": self.history,
         }
-        write_text(directory / "history.json", _dumps(info))
+        write_text(directory / RESULTS_FILE, _dumps(info))
         return directory
 
     @classmethod
@@ -116,7 +118,7 @@ class SearchResult:
         """Read a result written by ``save``; ``space`` must be the one searched."""
         directory = Path(directory)
         try:
-            info = json.loads((directory / "history.json").read_text())
+            info = json.loads((directory / RESULTS_FILE).read_text())
             entries = json.loads((directory / "evaluated.json").read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise MixPathError(f"cannot read search results in {directory}: {err}") from None
@@ -180,7 +182,8 @@ class SearchResult:
 
     def _objective_matrix(self, entries: list[EvaluatedArch]) -> np.ndarray:
         n_obj = len(self.config.objectives)
-        return np.array([minimised(e.metrics, self.config.objectives) for e in entries]).reshape(-1, n_obj)
+        matrix = [minimised(e.metrics, self.config.objectives, self.config.maximise) for e in entries]
+        return np.array(matrix).reshape(-1, n_obj)
 
     def _csv(self, entries: list[EvaluatedArch]) -> str:
         names = {name for e in self.evaluated for name in e.metrics}

@@ -20,8 +20,9 @@ for the whole search and saved.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,10 @@ from tqdm.auto import tqdm
 
 from mixpath.errors import MixPathError
 from mixpath.interfaces import CostFunction, Evaluator
-from mixpath.io import read_json, write_json
+from mixpath.io import read_json, remove_stale_temp_files, write_json
 from mixpath.search.config import SearchConfig
 from mixpath.search.objectives import MAXIMISED, metric, satisfies
-from mixpath.search.result import EvaluatedArch, SearchResult
+from mixpath.search.result import RESULTS_FILE, EvaluatedArch, SearchResult
 from mixpath.spaces import Architecture, SearchSpace
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,17 @@ TRIES_PER_ARCH = 100
 """``draw`` calls its proposer at most BASE_TRIES + TRIES_PER_ARCH x n times for n architectures: enough that a
 space with room to spare fills a generation, and a bound, so that a search whose space has run out of admissible
 unseen architectures (a small space, tight constraints) ends instead of drawing forever."""
+
+
+def saved_search_config(state_dir: str | Path) -> SearchConfig:
+    """The settings of the search saved in ``state_dir`` (its ``search_state.json``), to resume it with."""
+    path = Path(state_dir) / STATE_FILE
+    if not path.is_file():
+        raise MixPathError(f"nothing to resume in {state_dir}: no {STATE_FILE} there")
+    state = read_json(path)
+    if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+        raise MixPathError(f"{path} is not a search state written by mixpath (no settings in it)")
+    return SearchConfig.from_json(state["config"], path)
 
 
 class SearchSession:
@@ -60,6 +72,7 @@ class SearchSession:
         cost_model: CostFunction | None = None,
         state_dir: str | Path | None = None,
         resume: bool = False,
+        overwrite: bool = False,
         progress: bool = False,
     ) -> None:
         if not isinstance(evaluator, Evaluator):
@@ -77,7 +90,15 @@ class SearchSession:
         self.algorithm_state: dict[str, Any] | None = None
         self._by_arch: dict[Architecture, EvaluatedArch] = {}
         self._rejected: set[Architecture] = set()
+        if self.state_path is not None and not resume and not overwrite:
+            earlier = [name for name in (STATE_FILE, RESULTS_FILE) if (self.state_path.parent / name).exists()]
+            if earlier:
+                raise MixPathError(
+                    f"{self.state_path.parent} holds an earlier search ({earlier[0]}): --resume to continue it, "
+                    "--overwrite to replace it, or --out another folder"
+                )
         if resume and self.state_path is not None and self.state_path.exists():
+            remove_stale_temp_files(self.state_path)
             self._load()
         else:
             if resume:
@@ -134,6 +155,12 @@ class SearchSession:
             arch = propose()
             if arch not in avoid and arch not in chosen and self.admissible(arch):
                 chosen.append(arch)
+        if not chosen and not self.records and self._rejected:
+            limits = ", ".join(f"{name} <= {limit:g}" for name, limit in self.config.constraints.items())
+            raise MixPathError(
+                f"none of {len(self._rejected)} architectures drawn from {self.space.name} meets the constraints "
+                f"({limits}): nothing to search"
+            )
         if len(chosen) < n:
             logger.warning("%s: found %d of %d new admissible architectures", self.algorithm, len(chosen), n)
         return chosen
@@ -243,6 +270,8 @@ class SearchSession:
         for name in self.config.objectives:
             if name in self.config.reference:
                 reference[name] = self.config.reference[name]
+            elif name in self.config.maximise:  # its bad side is 0, as for accuracy (a bound is its good side)
+                reference[name] = 0.0
             elif name in self.config.constraints:
                 reference[name] = self.config.constraints[name]
             elif name in MAXIMISED:
@@ -270,6 +299,16 @@ class SearchSession:
             "rejected": sorted(self.space.format(a) for a in self._rejected),
             "algorithm_state": self.algorithm_state,
         }
+
+    @contextlib.contextmanager
+    def restoring(self) -> Iterator[None]:
+        """Around a searcher's reading of its own saved state (``algorithm_state``): a state that does not fit
+        the searcher is one line naming the state file, not an error from the depths of the algorithm."""
+        try:
+            yield
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+            detail = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+            raise MixPathError(f"{self.state_path} is not a search state written by mixpath ({detail})") from None
 
     def _load(self) -> None:
         assert self.state_path is not None
@@ -299,7 +338,13 @@ class SearchSession:
                 )
         self.reference = {k: float(v) for k, v in state["reference"].items()}
         self.history = state["history"]
+        if not isinstance(self.history, list) or not all(isinstance(entry, dict) for entry in self.history):
+            raise TypeError("its history is not a list of generations")
+        if not isinstance(state["evaluated"], list) or not isinstance(state["rejected"], list):
+            raise TypeError("its evaluated and rejected architectures are not lists")
         self.records = [EvaluatedArch.from_json(e, self.space, self.m) for e in state["evaluated"]]
         self._by_arch = {r.arch: r for r in self.records}
+        if len(self._by_arch) < len(self.records):
+            raise ValueError("it lists an architecture as evaluated twice")
         self._rejected = {self.space.parse(text, self.m) for text in state["rejected"]}
         self.algorithm_state = state["algorithm_state"]

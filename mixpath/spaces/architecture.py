@@ -13,6 +13,7 @@ Whether an architecture fits a search space is the space's question (``SearchSpa
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,10 @@ def _format_value(value: OptionValue) -> str:
 
 
 def _parse_value(text: str) -> OptionValue:
-    return float(text) if "." in text else int(text)
+    try:
+        return float(text) if "." in text else int(text)
+    except ValueError:  # more digits than Python converts
+        raise MixPathError(f"option value {text[:20]}... has too many digits") from None
 
 
 @dataclass(frozen=True)
@@ -48,15 +52,18 @@ class LayerChoice:
     @classmethod
     def of(cls, paths: Any, **options: OptionValue) -> LayerChoice:
         """Build a choice from any iterable of op names and keyword options, in canonical order."""
+        paths = list(paths)
+        for name in paths:
+            if not isinstance(name, str) or not _OP_NAME.match(name):
+                raise MixPathError(f"op name {name!r} must be text of letters, digits, '_' and '.'")
         names = tuple(sorted(set(paths), key=_natural_key))
         if not names:
             raise MixPathError("a layer needs at least one active path, got an empty set")
-        for name in names:
-            if not _OP_NAME.match(name):
-                raise MixPathError(f"op name {name!r} may only hold letters, digits, '_' and '.'")
-        for key in options:
+        for key, value in options.items():
             if not key.isalpha():
                 raise MixPathError(f"option name {key!r} may only hold letters")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise MixPathError(f"option {key}={value!r} must be a finite number")
         return cls(names, tuple(sorted(options.items())))
 
     def option(self, key: str) -> OptionValue:
@@ -127,8 +134,8 @@ class Architecture:
         if isinstance(data, str):
             try:
                 data = json.loads(data)
-            except json.JSONDecodeError as err:
-                raise MixPathError(f"architecture JSON does not parse: {err}") from None
+            except (json.JSONDecodeError, RecursionError) as err:
+                raise MixPathError(f"architecture JSON does not parse: {str(err).splitlines()[0]}") from None
         if not isinstance(data, dict) or not isinstance(data.get("layers"), list):
             raise MixPathError("architecture JSON needs a 'layers' list of {'paths': [...], options...}")
         layers = []

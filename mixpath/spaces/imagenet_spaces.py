@@ -1,4 +1,5 @@
-"""MixPath's ImageNet spaces (3 x 224 x 224 input, 1000 classes): S2, MnasNet-like, and S3, MixNet-like.
+"""ImageNet spaces (3 x 224 x 224 input, 1000 classes): MixPath's S2, MnasNet-like, and S3, MixNet-like,
+and MoGA's MobileNetV3-like space.
 
 Both are ``mbconv`` spaces: every searchable layer is a MixPath inverted bottleneck that chooses an
 expansion ratio in {3, 6} and 1..m depthwise kernels from {3, 5, 7, 9}, summed and normalised by the
@@ -14,11 +15,22 @@ BN policy (Shadow BN by default). They differ in the fixed macro skeleton around
 
 The MixPath paper does not list these skeletons layer by layer; docs/imagenet.md records every choice
 made here where it is silent.
+
+- ``imagenet-moga``: MoGA's (Chu, Zhang, Xu, ICASSP 2020) MobileNetV3-like space, taken from its public
+  MoGA-A/B/C definitions: stem 3x3/2 to 16 with h-swish, a separable 3x3 block 16 -> 16 (ReLU, no
+  residual), 14 layers in stages of 2, 3, 4, 2, 3 with widths 24, 40, 80, 112, 160 (stride 2 at the first
+  layer of the 24, 40, 80 and 160 stages), ReLU in the first five layers and h-swish after; every layer
+  chooses a kernel in {3, 5, 7}, an expansion in {3, 6} and SE on or off (``se1`` / ``se0``: squeeze to a
+  quarter of the expanded channels, hard-sigmoid gate); then a 1x1 conv to 960 + BN + h-swish, global
+  pool, a linear 960 -> 1280 + h-swish and the classifier. MoGA trains it single-path (FairNAS), so its
+  default m is 1; m = 2..3 makes a MixPath space of it. The reference code's dropout before the
+  classifier is left out (mixpath's models have none; it changes no count).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from mixpath.spaces.space import LayerSpec, SearchSpace
 
@@ -48,17 +60,26 @@ def staged_space(
     head_channels: int,
     activation: str,
     default_m: int,
+    ops: tuple[str, ...] = KERNEL_OPS,
+    options: tuple[tuple[str, tuple[int, ...]], ...] = (("e", EXPANSIONS),),
+    layer_attrs: dict[str, Any] | None = None,
+    skeleton: dict[str, Any] | None = None,
 ) -> SearchSpace:
-    """An ImageNet ``mbconv`` space from its stages (stem stride 2, separable block after the stem)."""
+    """An ImageNet ``mbconv`` space from its stages (stem stride 2, separable block after the stem).
+
+    ``layer_attrs`` are fixed settings every layer gets besides its stage's; ``skeleton`` adds keys to the
+    skeleton (see ``mixpath.supernet.network``)."""
     layers = []
     c_in = sep_channels
     for stage in stages:
-        attrs = tuple(sorted({"act": stage.act, **({"se": stage.se} if stage.se else {})}.items()))
+        attrs = tuple(
+            sorted({"act": stage.act, **({"se": stage.se} if stage.se else {}), **(layer_attrs or {})}.items())
+        )
         for i in range(stage.repeats):
             layers.append(
                 LayerSpec(
-                    ops=KERNEL_OPS,
-                    options=(("e", EXPANSIONS),),
+                    ops=ops,
+                    options=options,
                     in_channels=c_in,
                     out_channels=stage.channels,
                     stride=stage.stride if i == 0 else 1,
@@ -66,16 +87,15 @@ def staged_space(
                 )
             )
             c_in = stage.channels
-    skeleton = {
+    fixed = {
         "stem_channels": stem_channels,
         "stem_stride": 2,
         "sep_channels": sep_channels,
         "head_channels": head_channels,
         "activation": activation,
+        **(skeleton or {}),
     }
-    return SearchSpace(
-        name, description, "mbconv", IMAGENET_SHAPE, IMAGENET_CLASSES, tuple(layers), skeleton, default_m
-    )
+    return SearchSpace(name, description, "mbconv", IMAGENET_SHAPE, IMAGENET_CLASSES, tuple(layers), fixed, default_m)
 
 
 IMAGENET_S2 = staged_space(
@@ -104,4 +124,25 @@ IMAGENET_S3 = staged_space(
     head_channels=1536,
     activation="relu",
     default_m=4,
+)
+
+IMAGENET_MOGA = staged_space(
+    "imagenet-moga",
+    "MoGA's MobileNetV3-like space, 3x224x224: 14 layers, kernels {3,5,7}, e {3,6}, SE on/off, ReLU then h-swish",
+    stem_channels=16,
+    sep_channels=16,
+    stages=[
+        Stage(2, 24, 2, "relu", 0.25),
+        Stage(3, 40, 2, "relu", 0.25),
+        Stage(4, 80, 2, "hswish", 0.25),
+        Stage(2, 112, 1, "hswish", 0.25),
+        Stage(3, 160, 2, "hswish", 0.25),
+    ],
+    head_channels=960,
+    activation="hswish",
+    default_m=1,
+    ops=("k3", "k5", "k7"),
+    options=(("e", EXPANSIONS), ("se", (0, 1))),
+    layer_attrs={"se_of": "hidden", "se_gate": "hard_sigmoid"},
+    skeleton={"sep_activation": "relu", "sep_residual": False, "pooled_channels": 1280},
 )

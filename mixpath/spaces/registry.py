@@ -8,7 +8,9 @@ stays light.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+from collections.abc import Iterator
 
 from mixpath.errors import MixPathError
 from mixpath.spaces.space import SearchSpace
@@ -22,12 +24,32 @@ DECLARED_ELSEWHERE = {
 _SPACES: dict[str, SearchSpace] = {}
 
 
+_REGISTERING: list[list[str]] = []
+"""The name lists of ``registrations`` in progress (a space file being run), innermost last."""
+
+
 def register_space(space: SearchSpace, *, replace: bool = False) -> SearchSpace:
-    """Add ``space`` under its name; a second space of the same name is an error unless ``replace``."""
-    if space.name in _SPACES and not replace:
-        raise MixPathError(f"a search space named {space.name!r} is already registered")
+    """Add ``space`` under its name. Registering an equal declaration again does nothing (a space file run
+    twice, or once by a command and once from a run folder's copy); a different space of a registered name
+    is an error unless ``replace``."""
+    known = _SPACES.get(space.name)
+    if known is not None and not replace and (known != space or known.skeleton != space.skeleton):
+        raise MixPathError(f"a different search space named {space.name!r} is already registered")
     _SPACES[space.name] = space
+    for names in _REGISTERING:
+        names.append(space.name)
     return space
+
+
+@contextlib.contextmanager
+def registrations() -> Iterator[list[str]]:
+    """The names of the spaces registered while inside, in order (again-registered equal ones included)."""
+    names: list[str] = []
+    _REGISTERING.append(names)
+    try:
+        yield names
+    finally:
+        _REGISTERING.remove(names)
 
 
 def get_space(name: str) -> SearchSpace:

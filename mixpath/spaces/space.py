@@ -7,6 +7,7 @@ searched single-path (m=1) or multi-path (m=2..n), so ``size``, ``validate`` and
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from dataclasses import dataclass, field
@@ -72,6 +73,48 @@ class SearchSpace:
     def size(self, m: int) -> int:
         """Number of architectures when every layer may activate 1..m paths."""
         return math.prod(layer.n_choices(m) for layer in self.layers)
+
+    @property
+    def takes_any_input_size(self) -> bool:
+        """Whether the networks of this space take images of any height and width: true of every family whose
+        head pools globally (all built-in ones); a space sets ``fixed_input_size`` in its skeleton if not."""
+        return not self.skeleton.get("fixed_input_size", False)
+
+    def with_input_size(self, size: int) -> SearchSpace:
+        """This space for ``size`` x ``size`` images (FLOPs, latency and exports follow the input size); the space
+        itself when that is its size, an error for a space that takes one size only."""
+        if (size, size) == self.input_shape[1:]:
+            return self
+        if not self.takes_any_input_size:
+            height, width = self.input_shape[1:]
+            raise MixPathError(
+                f"space {self.name!r} takes {height}x{width} images only (its head does not pool globally), not "
+                f"{size}x{size}: use --image-size {height}"
+            )
+        return dataclasses.replace(self, input_shape=(self.input_shape[0], size, size))
+
+    def check_data(self, input_shape: tuple[int, ...], num_classes: int, data: str) -> None:
+        """A one-line error saying how to fit them unless images of ``input_shape`` (C x H x W) in ``num_classes``
+        classes of dataset ``data`` fit this space: channels and classes must be the space's, and the height and
+        width too for a space that does not take any size."""
+        channels, classes = self.input_shape[0], self.num_classes
+        declare = "declare one in a space file (--space-file) with"
+        if input_shape[0] != channels:
+            raise MixPathError(
+                f"space {self.name!r} takes {channels}-channel images, data {data!r} has {input_shape[0]} channels: "
+                f"choose a space for {input_shape[0]}-channel input or {declare} input_shape=({input_shape[0]}, ...)"
+            )
+        if num_classes != classes:
+            raise MixPathError(
+                f"space {self.name!r} classifies {classes} classes, data {data!r} has {num_classes}: "
+                f"choose a space with {num_classes} classes or {declare} num_classes={num_classes}"
+            )
+        if tuple(input_shape[1:]) != self.input_shape[1:] and not self.takes_any_input_size:
+            height, width = self.input_shape[1:]
+            raise MixPathError(
+                f"space {self.name!r} takes {height}x{width} images only (its head does not pool globally), data "
+                f"{data!r} has {input_shape[1]}x{input_shape[2]}: use --image-size {height} with --data imagefolder"
+            )
 
     def check_m(self, m: int) -> int:
         if not isinstance(m, int) or m < 1 or m > self.max_m():

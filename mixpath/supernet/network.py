@@ -6,6 +6,9 @@
 Skeleton keys of the ``mbconv`` family: ``stem_channels``, ``stem_stride``, ``head_channels``; optional
 ``activation`` of the stem, separable block and head (``relu6`` by default) and ``sep_channels``, the
 output width of a fixed depthwise-separable block after the stem (MnasNet, FairNAS and MixNet have one).
+MobileNetV3-like skeletons (MoGA) also set ``sep_activation`` (the separable block's own activation),
+``sep_residual`` (False: no residual even when its widths match) and ``pooled_channels`` (the width of the
+linear stage between pooling and classifier, see ``Head``).
 """
 
 from __future__ import annotations
@@ -38,14 +41,18 @@ def mbconv_stem_modules(space: SearchSpace) -> list[nn.Module]:
     act = sk.get("activation", "relu6")
     modules: list[nn.Module] = [stem(space.input_shape[0], sk["stem_channels"], sk["stem_stride"], act)]
     if "sep_channels" in sk:
-        modules.append(SeparableConv(sk["stem_channels"], sk["sep_channels"], act))
+        sep_act, residual = sk.get("sep_activation", act), sk.get("sep_residual", True)
+        modules.append(SeparableConv(sk["stem_channels"], sk["sep_channels"], sep_act, residual))
     return modules
 
 
 def mbconv_head(space: SearchSpace) -> Head:
     """The fixed head after the searchable layers of an ``mbconv`` space."""
-    act = space.skeleton.get("activation", "relu6")
-    return Head(space.layers[-1].out_channels, space.skeleton["head_channels"], space.num_classes, act)
+    sk = space.skeleton
+    act = sk.get("activation", "relu6")
+    return Head(
+        space.layers[-1].out_channels, sk["head_channels"], space.num_classes, act, sk.get("pooled_channels", 0)
+    )
 
 
 class MBConvNetwork(nn.Module):

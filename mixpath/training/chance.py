@@ -35,8 +35,8 @@ def untrained_warning(run_dir: Path | str, margin: float = CHANCE_MARGIN) -> str
     if not rows or not rows[-1].get("val_acc_sampled"):
         return None
     accuracy = float(rows[-1]["val_acc_sampled"])
-    config = TrainConfig.from_json(read_json(run_dir / CONFIG_FILE))
-    classes = class_count(config.data)
+    config = TrainConfig.from_json(read_json(run_dir / CONFIG_FILE), run_dir / CONFIG_FILE)
+    classes = class_count(config.data, config.data_dir)
     chance = 100.0 / classes
     if accuracy > chance + margin:
         return None

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from mixpath.checks import check_seed, is_number
 from mixpath.errors import MixPathError
 from mixpath.supernet import check_bn_policy
 from mixpath.training.recipe import Recipe, check_whole_number
@@ -45,9 +46,63 @@ class TrainConfig(Recipe):
     so W processes x M micro-batches train exactly what one process with W x M micro-batches trains."""
     amp: str = "off"
     """Mixed precision: off, bf16 (autocast) or fp16 (autocast and a GradScaler; CUDA only)."""
+    image_size: int | None = None
+    """``data="imagefolder"`` only: train on square images of this many pixels a side (None: the space's input
+    size); a space that takes any size is then sized for it (its FLOPs follow)."""
+    workers: int = 2
+    """``data="imagefolder"`` only: DataLoader processes decoding images (0: in the training process)."""
+    skip_bad_images: bool = False
+    """``data="imagefolder"`` only: replace an unreadable image by the next readable one (logged, counted)
+    instead of stopping with an error naming it."""
+    held_out: float = 0.2
+    """Strategy fbnet and shrinking only: the fraction of the training split (seeded) held out from the weights,
+    on which fbnet's architecture steps run and shrinking scores ops (the validation split stays the search's)."""
+    arch_lr: float = 0.01
+    """Strategy fbnet: Adam's learning rate of the architecture parameters (FBNet's)."""
+    temperature: float = 5.0
+    """Strategy fbnet: the Gumbel-softmax temperature of the first epoch (FBNet's)."""
+    temperature_decay: float = 0.956
+    """Strategy fbnet: the temperature's factor per epoch (FBNet's)."""
+    latency_table: str | None = None
+    """Strategy fbnet: a latency table of the space (``LatencyTable.save``) whose milliseconds are FBNet's LAT;
+    None: FLOPs (multiply-adds) instead."""
+    cost_alpha: float = 0.2
+    """Strategy fbnet: alpha of FBNet's loss CE * alpha * log(LAT) ** beta (FBNet's)."""
+    cost_beta: float = 0.6
+    """Strategy fbnet: beta of FBNet's loss (FBNet's)."""
+    shrink_at: tuple[float, ...] = ()
+    """BS-NAS shrinking: fractions of the run's steps (0 < f < 1) at which every layer drops its worst ops."""
+    shrink_drop: int = 1
+    """BS-NAS shrinking: ops each layer drops at each point."""
+    shrink_archs: int = 32
+    """BS-NAS shrinking: single-path architectures scored on the held-out images at each point (rounded up to
+    whole rounds in which every surviving op of every layer is used once)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.image_size is not None:
+            check_whole_number("image_size", self.image_size)
+            if self.data != "imagefolder":
+                raise MixPathError(f"image_size={self.image_size} is for data='imagefolder'; {self.data} has one size")
+        check_whole_number("workers", self.workers, smallest=0)
+        if not isinstance(self.skip_bad_images, bool):
+            raise MixPathError(f"skip_bad_images={self.skip_bad_images!r} must be true or false")
+        for name in ("space", "data", "strategy", "bn_policy", "amp"):
+            if not isinstance(getattr(self, name), str):
+                raise MixPathError(f"{name}={getattr(self, name)!r} must be text")
+        if self.data_dir is not None and not isinstance(self.data_dir, str):
+            raise MixPathError(f"data_dir={self.data_dir!r} must be a folder name (text) or None")
+        check_seed("seed", self.seed)
+        if self.train_subset is not None:
+            check_whole_number("train_subset", self.train_subset)
+        for name in ("checkpoint_every", "eval_archs"):
+            check_whole_number(name, getattr(self, name), smallest=0)
+        if isinstance(self.val_size, bool) or not isinstance(self.val_size, (int, float)):
+            raise MixPathError(f"val_size={self.val_size!r} must be a count (int) or a fraction (float in [0, 1))")
+        if isinstance(self.val_size, float) and not 0 <= self.val_size < 1:
+            raise MixPathError(f"val_size={self.val_size!r} must be a fraction in [0, 1) (or a count of images)")
+        if isinstance(self.val_size, int) and self.val_size < 0:
+            raise MixPathError(f"val_size={self.val_size!r} must be a count >= 0 (or a fraction in [0, 1))")
         if self.strategy not in STRATEGIES:
             raise MixPathError(f"unknown strategy {self.strategy!r}; choose one of: {', '.join(STRATEGIES)}")
         check_bn_policy(self.bn_policy)
@@ -55,12 +110,42 @@ class TrainConfig(Recipe):
             raise MixPathError(f"unknown amp mode {self.amp!r}; choose one of: {', '.join(AMP_MODES)}")
         for name in ("m", "micro_batches"):
             check_whole_number(name, getattr(self, name))
-        if not math.isfinite(self.warmup_epochs) or self.warmup_epochs < 0:
+        warmup = self.warmup_epochs
+        if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not math.isfinite(warmup) or warmup < 0:
             raise MixPathError(f"warmup_epochs={self.warmup_epochs!r} must be a finite number >= 0")
         if self.batch_size % self.micro_batches:
             raise MixPathError(
                 f"batch_size={self.batch_size} does not split into micro_batches={self.micro_batches} equal parts"
             )
+        self._check_fbnet_and_shrinking()
+
+    def _check_fbnet_and_shrinking(self) -> None:
+        """The settings of strategy fbnet and of BS-NAS shrinking (``shrink_at`` from JSON becomes a tuple)."""
+        rules = {
+            "held_out": lambda v: 0 < v < 1,
+            "arch_lr": lambda v: v > 0,
+            "temperature": lambda v: v > 0,
+            "temperature_decay": lambda v: 0 < v <= 1,
+            "cost_alpha": lambda v: v >= 0,
+            "cost_beta": lambda v: v >= 0,
+        }
+        for name, ok in rules.items():
+            value = getattr(self, name)
+            if not is_number(value) or not math.isfinite(value) or not ok(value):
+                raise MixPathError(f"{name}={value!r} is out of range")
+        if self.latency_table is not None and not isinstance(self.latency_table, str):
+            raise MixPathError(f"latency_table={self.latency_table!r} must be a file name (text) or None")
+        if isinstance(self.shrink_at, str) or not isinstance(self.shrink_at, (list, tuple)):
+            raise MixPathError(f"shrink_at={self.shrink_at!r} must be a list of fractions of the run, e.g. 0.25,0.5")
+        if not all(is_number(f) and 0 < f < 1 for f in self.shrink_at) or list(self.shrink_at) != sorted(
+            set(self.shrink_at)
+        ):
+            raise MixPathError(f"shrink_at={list(self.shrink_at)} must be increasing fractions of the run in (0, 1)")
+        object.__setattr__(self, "shrink_at", tuple(float(f) for f in self.shrink_at))
+        for name in ("shrink_drop", "shrink_archs"):
+            check_whole_number(name, getattr(self, name))
+        if self.shrink_at and self.strategy == "fbnet":
+            raise MixPathError("shrink_at is for sampled supernets (mixpath, spos, fairnas), not strategy fbnet")
 
     @property
     def effective_warmup_epochs(self) -> float:
@@ -71,9 +156,15 @@ class TrainConfig(Recipe):
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> TrainConfig:
+    def from_json(cls, data: Any, source: object = "the training settings") -> TrainConfig:
+        """The settings of a config.json's content; ``source`` (its path) names it in the one-line errors."""
+        if not isinstance(data, dict):
+            raise MixPathError(f"{source} holds {type(data).__name__}, not the training settings (a JSON object)")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise MixPathError(f"unknown training settings {unknown}; known: {', '.join(sorted(known))}")
-        return cls(**data)
+            raise MixPathError(f"{source}: unknown training settings {unknown}; known: {', '.join(sorted(known))}")
+        try:
+            return cls(**data)
+        except MixPathError as err:
+            raise MixPathError(f"{source}: {err}") from None

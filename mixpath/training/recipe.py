@@ -15,6 +15,11 @@ import torch
 
 from mixpath.errors import MixPathError
 
+MAX_LR = 3.0e38
+"""The largest peak learning rate accepted, about float32's largest number: SGD multiplies float32 tensors by it,
+and a larger one (a typo such as 1e308) cannot be converted. Rates that large but representable blow the loss up,
+which training reports as a NaN loss in one line."""
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -37,7 +42,7 @@ class Recipe:
         for name in ("epochs", "batch_size"):
             check_whole_number(name, getattr(self, name))
         rules = {
-            "lr": (lambda v: v > 0, "a finite number > 0"),
+            "lr": (lambda v: 0 < v <= MAX_LR, f"a finite number > 0 (at most {MAX_LR:g})"),
             "momentum": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
             "weight_decay": (lambda v: v >= 0, "a finite number >= 0"),
             "grad_clip": (lambda v: v >= 0, "a finite number >= 0 (0: no clipping)"),
@@ -55,7 +60,7 @@ class Recipe:
         return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay, foreach=True)
 
 
-def check_whole_number(name: str, value: object) -> None:
-    """A MixPathError naming the setting unless ``value`` is an int >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise MixPathError(f"{name}={value!r} must be a whole number >= 1")
+def check_whole_number(name: str, value: object, smallest: int = 1) -> None:
+    """A MixPathError naming the setting unless ``value`` is an int >= ``smallest``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < smallest:
+        raise MixPathError(f"{name}={value!r} must be a whole number >= {smallest}")

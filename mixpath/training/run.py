@@ -8,15 +8,17 @@ from pathlib import Path
 
 import torch
 
-from mixpath.data import Dataset
+from mixpath.data import Data
 from mixpath.device import resolve_device
 from mixpath.errors import MixPathError
 from mixpath.io import read_json
-from mixpath.spaces import SearchSpace, get_space
+from mixpath.spaces import SearchSpace
+from mixpath.spaces.space_file import load_run_spaces
 from mixpath.supernet import build_supernet
-from mixpath.training.checkpoint import load_checkpoint
+from mixpath.training.checkpoint import load_checkpoint, load_weights
 from mixpath.training.config import TrainConfig
-from mixpath.training.trainer import CHECKPOINT_FILE, CONFIG_FILE, load_data
+from mixpath.training.shrinking import run_search_space
+from mixpath.training.trainer import CHECKPOINT_FILE, CONFIG_FILE, run_data, run_space
 
 
 @dataclass
@@ -30,9 +32,15 @@ class Run:
     device: torch.device
 
     @cached_property
-    def dataset(self) -> Dataset:
+    def search_space(self) -> SearchSpace:
+        """The space a search of this run searches: ``space``, shrunk to the ops that survived when the run was
+        trained with BS-NAS shrinking (``mixpath.training.shrinking``)."""
+        return run_search_space(self.run_dir, self.space)
+
+    @cached_property
+    def dataset(self) -> Data:
         """The run's data with the run's split (loaded on first use: search on a table never needs it)."""
-        return load_data(self.config)
+        return run_data(self.config)
 
 
 def load_run(run_dir: Path | str, device: str | torch.device = "auto") -> Run:
@@ -40,10 +48,11 @@ def load_run(run_dir: Path | str, device: str | torch.device = "auto") -> Run:
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG_FILE).is_file():
         raise MixPathError(f"{run_dir} is not a mixpath run folder (no {CONFIG_FILE}); train one with `mixpath train`")
-    config = TrainConfig.from_json(read_json(run_dir / CONFIG_FILE))
+    config = TrainConfig.from_json(read_json(run_dir / CONFIG_FILE), run_dir / CONFIG_FILE)
     device = resolve_device(device)
-    space = get_space(config.space)
+    load_run_spaces(run_dir)  # a space declared in a file: the run's copy
+    space = run_space(config)
     supernet = build_supernet(space, config.m, config.bn_policy).to(device)
-    supernet.load_state_dict(load_checkpoint(run_dir / CHECKPOINT_FILE, device)["model"])
+    load_weights(supernet, load_checkpoint(run_dir / CHECKPOINT_FILE, device)["model"], run_dir / CHECKPOINT_FILE)
     supernet.eval()
     return Run(run_dir, config, space, supernet, device)

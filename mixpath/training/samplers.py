@@ -14,7 +14,8 @@ from abc import ABC, abstractmethod
 from mixpath.errors import MixPathError
 from mixpath.spaces import Architecture, LayerChoice, SearchSpace
 
-STRATEGIES = ("mixpath", "spos", "fairnas")
+STRATEGIES = ("mixpath", "spos", "fairnas", "fbnet")
+"""Training strategies; fbnet has no sampler: it learns architecture weights (``mixpath.training.fbnet``)."""
 
 
 class Sampler(ABC):
@@ -85,4 +86,6 @@ def make_sampler(strategy: str, space: SearchSpace, m: int) -> Sampler:
         if m != 1:
             raise MixPathError(f"strategy {strategy!r} trains single paths: m must be 1, got m={m}")
         return SPOSSampler(space) if strategy == "spos" else FairNASSampler(space)
+    if strategy == "fbnet":
+        raise MixPathError("strategy fbnet samples no architectures: it learns their weights (mixpath.training.fbnet)")
     raise MixPathError(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")

@@ -9,6 +9,7 @@ at the last finished epoch and ends with the same weights.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 import time
 from collections.abc import Callable
@@ -18,19 +19,22 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from mixpath.data import Dataset, augment_batch
+from mixpath.data import Data
 from mixpath.errors import MixPathError
 from mixpath.evaluation.scoring import score
-from mixpath.training.checkpoint import load_checkpoint, save_checkpoint
+from mixpath.io import remove_stale_temp_files
+from mixpath.kernels.runtime import waiting_follows_load
+from mixpath.training.checkpoint import load_checkpoint, load_weights, restoring, save_checkpoint
 from mixpath.training.recipe import Recipe
 from mixpath.training.schedule import cosine_lr
 from mixpath.training.seeding import derive_seed, torch_generator
 from mixpath.training.step import SCORING_BATCH_SIZE, EpochSums, TrainState, train_step
 
 
+@waiting_follows_load()  # OpenMP threads sleep while other jobs share the cores
 def train_standalone(
     model: torch.nn.Module,
-    dataset: Dataset,
+    dataset: Data,
     recipe: Recipe = Recipe(),
     *,
     seed: int = 0,
@@ -54,32 +58,33 @@ def train_standalone(
     """
     device = torch.device(device)
     state = TrainState.start(model.to(device), recipe, torch.amp.GradScaler(device.type, enabled=False))
-    train_x, train_y = dataset.train_x.to(device), dataset.train_y.to(device)
-    val_x, val_y = dataset.val_x.to(device), dataset.val_y.to(device)
-    steps = len(train_x) // recipe.batch_size
+    train, val = dataset.train.to(device), dataset.val.to(device)
+    steps = train.steps_per_epoch(recipe.batch_size)
     if steps == 0:
-        raise MixPathError(f"batch size {recipe.batch_size} exceeds the {len(train_x)} training images")
+        raise MixPathError(f"batch size {recipe.batch_size} exceeds the {len(train)} training images")
     seconds = 0.0
     if checkpoint_path is not None and Path(checkpoint_path).exists():
+        remove_stale_temp_files(Path(checkpoint_path))
         saved = load_checkpoint(checkpoint_path, device)
-        try:
-            model.load_state_dict(saved["model"])
-        except RuntimeError:
-            raise MixPathError(f"checkpoint {checkpoint_path} holds the weights of another model") from None
-        state.optimizer.load_state_dict(saved["optimizer"])
-        state.epoch, seconds, state.metrics = saved["epoch"], saved["seconds"], saved.get("history", [])
+        load_weights(model, saved["model"], checkpoint_path)
+        with restoring(checkpoint_path):
+            state.optimizer.load_state_dict(saved["optimizer"])
+            state.epoch, seconds, state.metrics = saved["epoch"], float(saved["seconds"]), saved.get("history", [])
+        history = state.metrics
+        if isinstance(state.epoch, bool) or not isinstance(state.epoch, int) or state.epoch < 0:
+            raise MixPathError(f"checkpoint {checkpoint_path} is not a retraining checkpoint: epoch={state.epoch!r}")
+        if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
+            raise MixPathError(f"checkpoint {checkpoint_path} is not a retraining checkpoint: its history is not rows")
     start_epoch = state.epoch
     while state.epoch < recipe.epochs:
         epoch = state.epoch
         tick = time.perf_counter()
         model.train()
-        order = torch.randperm(len(train_x), generator=torch_generator(seed, "order", epoch)).to(device)
-        bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{recipe.epochs}", disable=not progress, leave=False)
-        for step in bar:
-            index = order[step * recipe.batch_size : (step + 1) * recipe.batch_size]
-            xb = augment_batch(train_x[index], dataset.augment, torch_generator(seed, "aug", epoch, step))
+        batches = train.training_batches(recipe.batch_size, epoch, functools.partial(torch_generator, seed))
+        bar = tqdm(batches, total=steps, desc=f"epoch {epoch + 1}/{recipe.epochs}", disable=not progress, leave=False)
+        for step, (xb, yb) in enumerate(bar):
             lr = cosine_lr(recipe.lr, epoch * steps + step, recipe.epochs * steps)
-            train_step(state, xb, train_y[index], [None], recipe, lr)
+            train_step(state, xb, yb, [None], recipe, lr)
             if progress:
                 sums = state.sums
                 bar.set_postfix(loss=f"{sums.mean_loss:.3f}", acc=f"{sums.accuracy:.1f}", refresh=False)
@@ -91,7 +96,7 @@ def train_standalone(
             "train_acc": round(state.sums.accuracy, 3),
         }
         if validate_epochs:
-            row["val_acc"] = round(score(model, None, val_x, val_y, SCORING_BATCH_SIZE)["accuracy"], 3)
+            row["val_acc"] = round(score(model, None, val, SCORING_BATCH_SIZE)["accuracy"], 3)
         row |= {"lr": round(state.optimizer.param_groups[0]["lr"], 6), "seconds": round(epoch_seconds, 2)}
         state.metrics.append(row)
         state.epoch, state.step, state.sums = epoch + 1, 0, EpochSums()
@@ -114,11 +119,11 @@ def train_standalone(
         if stopping and state.epoch < recipe.epochs:
             return None
     model.eval()
-    val = score(model, None, val_x, val_y, SCORING_BATCH_SIZE)
-    test = score(model, None, dataset.test_x.to(device), dataset.test_y.to(device), SCORING_BATCH_SIZE)
+    validated = score(model, None, val, SCORING_BATCH_SIZE)
+    test = score(model, None, dataset.test.to(device), SCORING_BATCH_SIZE)
     return {
-        "val_acc": round(val["accuracy"], 3),
-        "val_loss": round(val["loss"], 5),
+        "val_acc": round(validated["accuracy"], 3),
+        "val_loss": round(validated["loss"], 5),
         "test_acc": round(test["accuracy"], 3),
         "seconds": round(seconds, 2),
         "recipe": dataclasses.asdict(recipe),

@@ -24,6 +24,7 @@ copied to every rank at each checkpoint. Rank 0 alone writes files, logs and pro
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -36,18 +37,29 @@ import torch
 from tqdm import tqdm
 
 from mixpath import distributed
-from mixpath.data import Dataset, augment_batch, dataset_names, load_dataset
+from mixpath.checks import is_number
+from mixpath.data import Data, dataset_names, load_data
 from mixpath.errors import MixPathError
 from mixpath.evaluation.scoring import score
-from mixpath.io import read_json, write_csv, write_json
+from mixpath.io import read_json, remove_stale_temp_files, write_csv, write_json
 from mixpath.kernels import kernel_change_warning, kernels_in_use
+from mixpath.kernels.runtime import waiting_follows_load
+from mixpath.runlock import run_lock
 from mixpath.spaces import SearchSpace, get_space
+from mixpath.spaces.space_file import SPACE_FILE, copy_space_file, load_run_spaces, space_from_file
 from mixpath.supernet import build_supernet
-from mixpath.training.checkpoint import load_checkpoint, save_checkpoint
+from mixpath.training.checkpoint import (
+    load_checkpoint,
+    load_weights,
+    restoring,
+    save_checkpoint,
+)
 from mixpath.training.config import TrainConfig
+from mixpath.training.fbnet import check_fbnet, train_fbnet
 from mixpath.training.samplers import make_sampler
 from mixpath.training.schedule import cosine_lr
 from mixpath.training.seeding import derive_seed, step_rng, torch_generator
+from mixpath.training.shrinking import Shrinker, check_shrinking
 from mixpath.training.step import SCORING_BATCH_SIZE, EpochSums, TrainState, train_step
 
 log = logging.getLogger("mixpath.train")
@@ -70,9 +82,23 @@ class TrainResult:
         return self.metrics[-1] if self.metrics else {}
 
 
-def load_data(config: TrainConfig) -> Dataset:
-    return load_dataset(
-        config.data, config.data_dir, val_size=config.val_size, split_seed=config.seed, train_subset=config.train_subset
+def run_space(config: TrainConfig) -> SearchSpace:
+    """The run's search space, sized for its images (``image_size``, image folders only)."""
+    space = get_space(config.space)
+    return space.with_input_size(config.image_size) if config.image_size is not None else space
+
+
+def run_data(config: TrainConfig) -> Data:
+    """The run's data, split as its settings say; an image folder at the run's image size."""
+    return load_data(
+        config.data,
+        config.data_dir,
+        val_size=config.val_size,
+        split_seed=config.seed,
+        train_subset=config.train_subset,
+        image_size=run_space(config).input_shape[1] if config.data == "imagefolder" else None,
+        workers=config.workers,
+        skip_bad_images=config.skip_bad_images,
     )
 
 
@@ -80,41 +106,79 @@ def check_config(config: TrainConfig) -> None:
     """Fail on an unknown space, dataset, or strategy/m mismatch before anything is written."""
     if config.data not in dataset_names():
         raise MixPathError(f"unknown dataset {config.data!r}; choose one of: {', '.join(dataset_names())}")
-    make_sampler(config.strategy, get_space(config.space), config.m)
+    if config.data == "imagefolder" and config.data_dir is None:
+        raise MixPathError(
+            "--data imagefolder needs --data-dir DIR (DIR/train/<class>/ and DIR/val/<class>/, or DIR/<class>/)"
+        )
+    if config.strategy == "fbnet":
+        check_fbnet(config, run_space(config))
+    else:
+        make_sampler(config.strategy, run_space(config), config.m)
+    if config.shrink_at:
+        check_shrinking(config, run_space(config))
 
 
-def prepare_run(config: TrainConfig | None, run_dir: Path, resume: bool) -> TrainConfig:
-    """Write config.json for a new run; for a resumed run, return the saved settings.
+def saved_config(run_dir: Path | str) -> TrainConfig:
+    """The settings saved in a run folder's config.json; a folder without one is a one-line error."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise MixPathError(f"nothing to resume in {run_dir}: no {CONFIG_FILE} there")
+    return TrainConfig.from_json(read_json(path), path)
 
-    Resuming with different settings would silently train something else, so any difference between
-    ``config`` (when given) and the saved settings is an error naming the differing keys.
+
+RESUMABLE_SETTINGS = ("checkpoint_every", "data_dir", "workers", "skip_bad_images")
+"""Settings a resumed run may change: where its data files are read from, by how many processes, how often it
+checkpoints, and whether unreadable images are skipped (a run stopped by one resumes skipping it) decide nothing
+it trains otherwise, so a new value is applied and recorded in config.json (and train.log). Any other
+difference is refused: a run resumed with another learning rate, batch or number of epochs (whose cosine
+schedule would change length mid-run) would train neither the saved run nor the asked one."""
+
+
+def prepare_run(config: TrainConfig | None, run_dir: Path, resume: bool) -> tuple[TrainConfig, bool]:
+    """Write config.json for a new run, or return the saved settings of the run to resume; the flag says
+    whether a new run was started (so that a failure before its first checkpoint can take its start back).
+
+    A run exists once it has written a checkpoint; a folder whose config.json has none (its start was killed)
+    takes the settings of a new start. Resuming with ``config`` given compares it with the saved settings:
+    ``RESUMABLE_SETTINGS`` are applied and recorded, any other difference is an error naming the setting, its
+    saved and its given value.
     """
     config_path = run_dir / CONFIG_FILE
-    if config_path.exists():
-        if not resume:
-            raise MixPathError(f"{run_dir} already holds a run: pass --resume to continue it, or choose a new folder")
-        saved = TrainConfig.from_json(read_json(config_path))
-        if config is not None and config != saved:
-            changed = [k for k, v in config.to_json().items() if saved.to_json()[k] != v]
-            raise MixPathError(f"cannot resume {run_dir} with changed settings {changed}; drop them to resume as saved")
-        return saved
+    started = (run_dir / CHECKPOINT_FILE).exists()
     if resume:
-        raise MixPathError(f"nothing to resume in {run_dir}: no {CONFIG_FILE} there")
+        saved = saved_config(run_dir)
+        if config is None or config == saved:
+            return saved, False
+        changed = [(k, v, config.to_json()[k]) for k, v in saved.to_json().items() if config.to_json()[k] != v]
+        refused = [change for change in changed if change[0] not in RESUMABLE_SETTINGS]
+        if refused and started:
+            why = {"epochs": " (the cosine learning-rate schedule would change length mid-run)"}
+            differences = "; ".join(f"{k}={new!r} given, {old!r} saved{why.get(k, '')}" for k, old, new in refused)
+            them = "these" if len(refused) > 1 else "it"
+            raise MixPathError(
+                f"cannot resume {run_dir} with other settings: {differences}. Drop {them} to resume as saved, "
+                "or start a new run in another folder"
+            )
+        check_config(config)
+        write_json(config_path, config.to_json())
+        log.info("resuming %s with %s", run_dir, ", ".join(f"{k}={new!r} (was {old!r})" for k, old, new in changed))
+        return config, False
+    if started:
+        raise MixPathError(f"{run_dir} already holds a run: pass --resume to continue it, or choose a new folder")
     if config is None:
         raise MixPathError(f"no settings given for the new run in {run_dir}")
     check_config(config)
     write_json(config_path, config.to_json())
-    return config
+    return config, True
 
 
-def _prepare_on_main(config: TrainConfig | None, run_dir: Path, resume: bool, world: int) -> TrainConfig:
+def _prepare_on_main(config: TrainConfig | None, run_dir: Path, resume: bool, world: int) -> tuple[TrainConfig, bool]:
     """``prepare_run`` plus the batch split check, before anything is written for a new run."""
     if config is not None:
         check_batch_split(config, world)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    saved = prepare_run(config, run_dir, resume)
+    saved, started = prepare_run(config, run_dir, resume)
     check_batch_split(saved, world)
-    return saved
+    return saved, started
 
 
 def check_batch_split(config: TrainConfig, world: int) -> None:
@@ -138,6 +202,7 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     return torch.float16 if amp == "fp16" else torch.bfloat16
 
 
+@waiting_follows_load()  # OpenMP threads sleep while other jobs share the cores
 def train_supernet(
     config: TrainConfig | None,
     run_dir: Path | str,
@@ -145,12 +210,16 @@ def train_supernet(
     resume: bool = False,
     device: str | torch.device = "auto",
     progress: bool = True,
-    dataset: Dataset | None = None,
+    dataset: Data | None = None,
     stop_after_steps: int | None = None,
+    space_file: Path | str | None = None,
 ) -> TrainResult:
     """Train a supernet into ``run_dir`` (config.json, checkpoint.pt, metrics.csv, train.log).
 
     With ``resume=True`` and ``config=None`` the run continues with the settings saved in ``run_dir``.
+
+    ``space_file`` is a Python file declaring ``config.space`` (``mixpath.spaces.space_file``): it is run,
+    and copied into the run folder (space.py), where every later command on the run finds the space.
 
     ``stop_after_steps`` ends the call after that many optimizer steps (checkpointing first): a way to
     run long trainings in chunks, and how the tests kill a run at a known point.
@@ -160,19 +229,44 @@ def train_supernet(
     """
     run_dir = Path(run_dir)
     device = distributed.setup(device)
-    config = distributed.run_on_main(
-        functools.partial(_prepare_on_main, config, run_dir, resume, distributed.world_size())
-    )
-    handler = logging.FileHandler(run_dir / LOG_FILE) if distributed.is_main() else logging.NullHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-    log.addHandler(handler)
-    try:
-        result = _train(config, run_dir, device, progress, dataset or load_data(config), stop_after_steps)
-    finally:
-        log.removeHandler(handler)
-        handler.close()
-    distributed.barrier()
+    load_run_spaces(run_dir)  # a resumed run of a space from a file
+    if space_file is not None:
+        space_from_file(space_file, config.space if config is not None else None)
+    with contextlib.ExitStack() as held:
+        distributed.run_on_main(lambda: held.enter_context(run_lock(run_dir)))  # rank 0 alone touches the folder
+        # opened at the first line logged, so that a refused command leaves train.log as it was
+        handler = (
+            logging.FileHandler(run_dir / LOG_FILE, delay=True) if distributed.is_main() else logging.NullHandler()
+        )
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        log.addHandler(handler)
+        started = False
+        try:
+            config, started = distributed.run_on_main(
+                functools.partial(_prepare_on_main, config, run_dir, resume, distributed.world_size())
+            )
+            if distributed.is_main():
+                (run_dir / LOG_FILE).touch()  # the run's log exists from its start, lines logged or not
+            if space_file is not None and distributed.is_main():
+                copy_space_file(space_file, run_dir)
+            result = _train(config, run_dir, device, progress, dataset or run_data(config), stop_after_steps)
+        except BaseException:
+            if started and distributed.is_main():
+                _forget_failed_start(run_dir)
+            raise
+        finally:
+            log.removeHandler(handler)
+            handler.close()
+        distributed.barrier()
     return result
+
+
+def _forget_failed_start(run_dir: Path) -> None:
+    """After a new run failed before its first checkpoint (its data did not load, its batch does not fit),
+    remove what its start wrote, so that the corrected command starts afresh instead of finding a run."""
+    if not (run_dir / CHECKPOINT_FILE).exists():
+        for name in (CONFIG_FILE, LOG_FILE, SPACE_FILE):
+            (run_dir / name).unlink(missing_ok=True)
 
 
 def _train(
@@ -180,28 +274,44 @@ def _train(
     run_dir: Path,
     device: torch.device,
     progress: bool,
-    dataset: Dataset,
+    dataset: Data,
     stop_after_steps: int | None,
 ) -> TrainResult:
-    space = get_space(config.space)
-    if dataset.input_shape[0] != space.input_shape[0]:
-        raise MixPathError(
-            f"space {space.name!r} takes {space.input_shape[0]}-channel input, data {config.data!r} has "
-            f"{dataset.input_shape[0]} channels"
-        )
-    train_x, train_y = dataset.train_x.to(device), dataset.train_y.to(device)
-    steps_per_epoch = len(train_x) // config.batch_size
+    space = run_space(config)
+    space.check_data(dataset.input_shape, dataset.num_classes, config.data)
+    if config.strategy == "fbnet":
+        return train_fbnet(config, run_dir, device, progress, dataset, space, stop_after_steps)
+    train = dataset.train.to(device)
+    shrinker = Shrinker(config, space, train) if config.shrink_at else None  # BS-NAS: holds out its images
+    if shrinker is not None:
+        train = shrinker.train
+    steps_per_epoch = train.steps_per_epoch(config.batch_size)
     if steps_per_epoch == 0:
-        raise MixPathError(f"batch size {config.batch_size} exceeds the {len(train_x)} training images")
+        raise MixPathError(f"batch size {config.batch_size} exceeds the {len(train)} training images")
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = round(config.effective_warmup_epochs * steps_per_epoch)
     amp_dtype = autocast_dtype(config.amp, device)
     sampler = make_sampler(config.strategy, space, config.m)
     state = start_or_resume(config, space, run_dir, device)
+    if shrinker is not None:
+        sampler = shrinker.resume(run_dir / CHECKPOINT_FILE, total_steps)
+    if state.step >= steps_per_epoch or state.epoch > config.epochs or (state.epoch == config.epochs and state.step):
+        raise MixPathError(
+            f"checkpoint {run_dir / CHECKPOINT_FILE} is at epoch {state.epoch} step {state.step}, outside this run "
+            f"of {config.epochs} epochs of {steps_per_epoch} steps"
+        )
 
     steps_run = 0
+    seeds = functools.partial(torch_generator, config.seed)
     while state.epoch < config.epochs:
-        order = torch.randperm(len(train_x), generator=torch_generator(config.seed, "order", state.epoch)).to(device)
+        batches = train.training_batches(
+            config.batch_size,
+            state.epoch,
+            seeds,
+            start_step=state.step,
+            rank=distributed.rank(),
+            world=distributed.world_size(),
+        )
         state.model.train()
         bar = tqdm(
             total=steps_per_epoch,
@@ -211,53 +321,43 @@ def _train(
             leave=False,
         )
         tick = time.perf_counter()
-        while state.step < steps_per_epoch:
-            index = order[state.step * config.batch_size : (state.step + 1) * config.batch_size]
-            xb, yb = rank_batch(train_x[index], train_y[index], dataset, config.seed, state)
-            archs = sampler.step_architectures(step_rng(config.seed, "arch", state.epoch, state.step))
-            lr = cosine_lr(config.lr, state.epoch * steps_per_epoch + state.step, total_steps, warmup_steps)
-            train_step(
-                state,
-                xb,
-                yb,
-                archs,
-                config,
-                lr,
-                micro_batches=config.micro_batches,
-                amp_dtype=amp_dtype,
-                across_ranks=True,
-            )
-            steps_run += 1
-            now = time.perf_counter()
-            state.sums.seconds += now - tick
-            tick = now
-            bar.update()
-            bar.set_postfix(loss=f"{state.sums.mean_loss:.3f}", img_s=f"{state.sums.seen / state.sums.seconds:.0f}")
-            stopping = steps_run == stop_after_steps
-            if state.step < steps_per_epoch and (stopping or _checkpoint_due(config, state.step)):
-                save(state, config, run_dir)
-                if stopping:
-                    bar.close()
-                    return TrainResult(run_dir, state.metrics, state.model)
-        bar.close()
-        end_epoch(state, config, dataset, space, device)
-        save(state, config, run_dir)
+        try:  # the bar goes, whatever ends the epoch, so that an error is a line of its own
+            for xb, yb in batches:
+                if shrinker is not None and shrinker.due(state.epoch * steps_per_epoch + state.step):
+                    sampler = shrinker.shrink(state.model, state.epoch * steps_per_epoch + state.step, run_dir)
+                archs = sampler.step_architectures(step_rng(config.seed, "arch", state.epoch, state.step))
+                lr = cosine_lr(config.lr, state.epoch * steps_per_epoch + state.step, total_steps, warmup_steps)
+                train_step(
+                    state,
+                    xb,
+                    yb,
+                    archs,
+                    config,
+                    lr,
+                    micro_batches=config.micro_batches,
+                    amp_dtype=amp_dtype,
+                    across_ranks=True,
+                )
+                steps_run += 1
+                now = time.perf_counter()
+                state.sums.seconds += now - tick
+                tick = now
+                bar.update()
+                bar.set_postfix(loss=f"{state.sums.mean_loss:.3f}", img_s=f"{state.sums.seen / state.sums.seconds:.0f}")
+                stopping = steps_run == stop_after_steps
+                if state.step < steps_per_epoch and (stopping or _checkpoint_due(config, state.step)):
+                    save(state, config, run_dir, shrinker.checkpoint() if shrinker is not None else None)
+                    if stopping:
+                        return TrainResult(run_dir, state.metrics, state.model)
+        finally:
+            bar.close()
+        end_epoch(state, config, dataset, space if shrinker is None else shrinker.space, device)
+        save(state, config, run_dir, shrinker.checkpoint() if shrinker is not None else None)
         if distributed.is_main():
             write_csv(run_dir / METRICS_FILE, state.metrics)
         if steps_run == stop_after_steps:
             break
     return TrainResult(run_dir, state.metrics, state.model)
-
-
-def rank_batch(
-    x: torch.Tensor, y: torch.Tensor, dataset: Dataset, seed: int, state: TrainState
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """This rank's rows of the step's global batch ``(x, y)``, augmented. The whole global batch is augmented on
-    every rank, so that the augmentation does not depend on the number of processes (it is cheap next to a step)."""
-    x = augment_batch(x, dataset.augment, torch_generator(seed, "aug", state.epoch, state.step))
-    share = len(x) // distributed.world_size()
-    mine = slice(distributed.rank() * share, (distributed.rank() + 1) * share)
-    return x[mine], y[mine]
 
 
 def start_or_resume(config: TrainConfig, space: SearchSpace, run_dir: Path, device: torch.device) -> TrainState:
@@ -267,14 +367,17 @@ def start_or_resume(config: TrainConfig, space: SearchSpace, run_dir: Path, devi
     supernet = build_supernet(space, config.m, config.bn_policy).to(device)
     state = TrainState.start(supernet, config, torch.amp.GradScaler(device.type, enabled=config.amp == "fp16"))
     path = run_dir / CHECKPOINT_FILE
-    saved = distributed.run_on_main(lambda: load_checkpoint(path) if path.exists() else None)
+    if distributed.is_main():
+        remove_stale_temp_files(path)
+    saved = distributed.run_on_main(lambda: _checked_checkpoint(path) if path.exists() else None)
     if saved is not None:
-        supernet.load_state_dict(saved["model"])
-        state.optimizer.load_state_dict(saved["optimizer"])
-        if state.scaler.is_enabled():
-            state.scaler.load_state_dict(saved["scaler"])
-        state.epoch, state.step = saved["epoch"], saved["step"]
-        state.metrics, state.sums = saved["metrics"], EpochSums(**saved["partial"])
+        load_weights(supernet, saved["model"], path)
+        with restoring(path):
+            state.optimizer.load_state_dict(saved["optimizer"])
+            if state.scaler.is_enabled():
+                state.scaler.load_state_dict(saved["scaler"])
+            state.epoch, state.step = saved["epoch"], saved["step"]
+            state.metrics, state.sums = saved["metrics"], EpochSums(**saved["partial"])
         if distributed.is_main():
             log.info("resumed at epoch %d step %d", state.epoch, state.step)
             changed = kernel_change_warning(saved.get("kernels"))
@@ -290,18 +393,35 @@ def start_or_resume(config: TrainConfig, space: SearchSpace, run_dir: Path, devi
     return state
 
 
-def end_epoch(
-    state: TrainState, config: TrainConfig, dataset: Dataset, space: SearchSpace, device: torch.device
-) -> None:
+def _checked_checkpoint(path: Path) -> dict[str, Any]:
+    """The supernet checkpoint at ``path`` with its position and records checked, so that a wrong value is one
+    line here rather than an error in the middle of training."""
+    saved = load_checkpoint(path)
+    for key in ("epoch", "step"):
+        value = saved.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise MixPathError(f"checkpoint {path} is not a supernet checkpoint: {key}={value!r}")
+    metrics, partial = saved.get("metrics"), saved.get("partial")
+    if not isinstance(metrics, list) or not all(isinstance(row, dict) for row in metrics):
+        raise MixPathError(f"checkpoint {path} is not a supernet checkpoint: its metrics are not a list of rows")
+    sums = {f.name for f in dataclasses.fields(EpochSums)}
+    if not isinstance(partial, dict) or set(partial) != sums or not all(is_number(v) for v in partial.values()):
+        raise MixPathError(f"checkpoint {path} is not a supernet checkpoint: its partial epoch is not {sorted(sums)}")
+    if not isinstance(saved.get("optimizer"), dict):
+        raise MixPathError(f"checkpoint {path} is not a supernet checkpoint: it holds no optimizer state")
+    return saved
+
+
+def end_epoch(state: TrainState, config: TrainConfig, dataset: Data, space: SearchSpace, device: torch.device) -> None:
     """Close the epoch in progress: rank 0 scores ``config.eval_archs`` fixed random subnets on the validation
     split (trained BN statistics) and makes the epoch's row; every rank appends it and starts the next epoch."""
     row: dict[str, Any] = {}  # made on rank 0, which every rank receives
     if distributed.is_main():
         eval_rng = step_rng(config.seed, "eval-archs")
         archs = [space.random_architecture(eval_rng, config.m) for _ in range(config.eval_archs)]
-        val_x, val_y = dataset.val_x.to(device), dataset.val_y.to(device)
+        split = dataset.val.to(device)
         state.model.eval()
-        val = [score(state.model, a, val_x, val_y, SCORING_BATCH_SIZE)["accuracy"] for a in archs] if len(val_y) else []
+        val = [score(state.model, a, split, SCORING_BATCH_SIZE)["accuracy"] for a in archs] if len(split) else []
         sums = state.sums
         row = {
             "epoch": state.epoch + 1,
@@ -317,8 +437,9 @@ def end_epoch(
     state.epoch, state.step, state.sums = state.epoch + 1, 0, EpochSums()
 
 
-def save(state: TrainState, config: TrainConfig, run_dir: Path) -> None:
-    """Write the checkpoint (rank 0), after giving every rank rank 0's BN statistics."""
+def save(state: TrainState, config: TrainConfig, run_dir: Path, extra: dict[str, Any] | None = None) -> None:
+    """Write the checkpoint (rank 0), after giving every rank rank 0's BN statistics; ``extra``: entries of a
+    strategy's own (fbnet's architecture parameters, shrinking's survivors)."""
     distributed.broadcast_tensors(state.model.buffers())
     if distributed.is_main():
         save_checkpoint(
@@ -334,6 +455,7 @@ def save(state: TrainState, config: TrainConfig, run_dir: Path) -> None:
                 "config": config.to_json(),
                 "world_size": distributed.world_size(),
                 "kernels": kernels_in_use(),
+                **(extra or {}),
             },
         )
 
