@@ -319,7 +319,7 @@ SNIPPETS = {
     ("export.md", "from mixpath.export import load_exported"): "a continuation of the snippets before it",
     ("imagenet.md", "import random"): "builds ImageNet-size supernets and models (minutes on 2 cores)",
     ("imagenet.md", "import functools"): "needs ImageNet in /data/imagenet",
-    ("audio.md", "from mixpath.spaces import asc_space, register_space"): None,
+    ("audio.md", "from mixpath.spaces import mbconv_space, register_space"): None,
     ("audio.md", "from mixpath.training import TrainConfig, train_supernet"): "needs DCASE2018 task 5 in data/",
     ("moga.md", "from mixpath.search import SearchConfig"): None,
     ("nas_benchmarks.md", "from mixpath.benchmarks_nas import load_benchmark_evaluator"): None,

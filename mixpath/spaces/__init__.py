@@ -1,7 +1,7 @@
 """Architectures, search space declarations and the space registry."""
 
 from mixpath.spaces.architecture import Architecture, LayerChoice
-from mixpath.spaces.audio_spaces import ASC_S1, asc_space
+from mixpath.spaces.audio_spaces import ASC_S1
 from mixpath.spaces.imagenet_spaces import IMAGENET_MOGA, IMAGENET_S2, IMAGENET_S3
 from mixpath.spaces.mbconv_spaces import CIFAR_S1, FMNIST_S1, TINY, mbconv_space
 from mixpath.spaces.registry import get_space, list_spaces, register_space
@@ -27,7 +27,6 @@ __all__ = [
     "LayerChoice",
     "LayerSpec",
     "SearchSpace",
-    "asc_space",
     "flops_binned_sampler",
     "get_space",
     "list_spaces",

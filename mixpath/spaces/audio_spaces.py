@@ -10,48 +10,17 @@ width and depth rather than on square receptive fields.
 ``asc-s1`` is sized for DCASE2018 task 5 (9 domestic activities, 10 s clips at 16 kHz): the input shape,
 1 x 40 x 501, is the default front end's spectrogram of a 10 s clip, and FLOPs are counted at that shape.
 The networks end in global average pooling, so they run on clips of any length (the tests use short ones);
-a dataset with more than ``num_classes`` labels needs a space of its own (``asc_space``).
+a dataset with another number of labels needs a space of its own (``mbconv_space(..., kernel_shapes=AXES)``).
 """
 
 from __future__ import annotations
 
-from mixpath.spaces.space import LayerSpec, SearchSpace
+from mixpath.spaces.mbconv_spaces import mbconv_space
 
-KERNEL_OPS = ("k3", "k5", "k7", "k9")
-EXPANSIONS = (3, 6)
 AXES = ("1xk", "kx1")  # along time, along frequency
 
 
-def asc_space(
-    name: str,
-    description: str,
-    input_shape: tuple[int, int, int],
-    num_classes: int,
-    channels: list[int],
-    strides: list[int],
-    head_channels: int,
-    ops: tuple[str, ...] = KERNEL_OPS,
-    expansions: tuple[int, ...] = EXPANSIONS,
-    stem_stride: int = 2,
-) -> SearchSpace:
-    """An ``mbconv`` space whose layer i convolves along time (i even) or frequency (i odd); ``channels[0]``
-    is the stem's (a square 3x3 conv), ``channels[i + 1]`` layer i's output."""
-    layers = tuple(
-        LayerSpec(
-            ops=ops,
-            options=(("e", expansions),),
-            in_channels=channels[i],
-            out_channels=channels[i + 1],
-            stride=stride,
-            attrs=(("kernel_shape", AXES[i % 2]),),
-        )
-        for i, stride in enumerate(strides)
-    )
-    skeleton = {"stem_channels": channels[0], "stem_stride": stem_stride, "head_channels": head_channels}
-    return SearchSpace(name, description, "mbconv", input_shape, num_classes, layers, skeleton, default_m=4)
-
-
-ASC_S1 = asc_space(
+ASC_S1 = mbconv_space(
     "asc-s1",
     "Acoustic scenes (DCASE2018 task 5, 1x40x501 log-mel): 8 layers, 1xk / kx1 kernels alternating, k {3,5,7,9}, "
     "e {3,6}",
@@ -60,4 +29,6 @@ ASC_S1 = asc_space(
     [16, 24, 24, 32, 32, 48, 48, 64, 64],
     [2, 1, 2, 1, 2, 1, 1, 1],
     256,
+    stem_stride=2,
+    kernel_shapes=AXES,
 )

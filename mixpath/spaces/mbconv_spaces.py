@@ -23,8 +23,11 @@ def mbconv_space(
     ops: tuple[str, ...] = KERNEL_OPS,
     expansions: tuple[int, ...] = EXPANSIONS,
     stem_stride: int = 1,
+    kernel_shapes: tuple[str, ...] = (),
 ) -> SearchSpace:
-    """Declare an inverted-bottleneck space: ``channels[0]`` is the stem, ``channels[i+1]`` layer i's output."""
+    """Declare an inverted-bottleneck space: ``channels[0]`` is the stem, ``channels[i+1]`` layer i's output.
+    ``kernel_shapes``: the layers' depthwise kernel shapes in turn (e.g. ``("1xk", "kx1")`` alternates
+    time and frequency kernels); empty: square kernels."""
     layers = tuple(
         LayerSpec(
             ops=ops,
@@ -32,6 +35,7 @@ def mbconv_space(
             in_channels=channels[i],
             out_channels=channels[i + 1],
             stride=stride,
+            attrs=(("kernel_shape", kernel_shapes[i % len(kernel_shapes)]),) if kernel_shapes else (),
         )
         for i, stride in enumerate(strides)
     )
