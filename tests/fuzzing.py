@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tfrecord_writer import frame, varint
+
 from mixpath.cli import run
 from mixpath.errors import MixPathError
 from mixpath.training.recipe import Recipe
@@ -759,26 +761,6 @@ def eval_cache_lines(key: str, arch: str) -> list[tuple[str, str]]:
 # --- TFRecord files -----------------------------------------------------------------------------------------
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        low, value = value & 0x7F, value >> 7
-        out.append(low | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def frame(payload: bytes, length: int | None = None, good_crc: bool = True) -> bytes:
-    """One TFRecord: length, its masked CRC, the payload, its masked CRC (``length`` may lie)."""
-    import struct
-
-    from mixpath.benchmarks_nas.tfrecord import masked_crc32c
-
-    head = struct.pack("<Q", len(payload) if length is None else length)
-    crc = masked_crc32c(head) if good_crc else 0
-    return head + struct.pack("<I", crc) + payload + struct.pack("<I", masked_crc32c(payload) if good_crc else 1)
-
-
 def payload(metrics: bytes, fields: list | None = None) -> bytes:
     """The benchmark's JSON payload around a ModelMetrics protobuf."""
     import base64
@@ -794,22 +776,22 @@ def tfrecord_variants() -> list[tuple[str, bytes, bool]]:
     import base64
     import struct
 
-    double = _varint(3 << 3 | 1) + struct.pack("<d", 0.5)
-    evaluation = _varint(1 << 3 | 2) + _varint(len(double)) + double
-    good_metrics = evaluation + _varint(2 << 3 | 0) + _varint(1000)
+    double = varint(3 << 3 | 1) + struct.pack("<d", 0.5)
+    evaluation = varint(1 << 3 | 2) + varint(len(double)) + double
+    good_metrics = evaluation + varint(2 << 3 | 0) + varint(1000)
     proto = {
-        "no evaluation": _varint(2 << 3 | 0) + _varint(5),
+        "no evaluation": varint(2 << 3 | 0) + varint(5),
         "varint past end": b"\xff\xff\xff",
         "varint endless": b"\x80" * 50,
-        "fixed64 short": _varint(1 << 3 | 1) + b"\x00\x00",
-        "fixed32 short": _varint(1 << 3 | 5) + b"\x00",
-        "bytes past end": _varint(1 << 3 | 2) + _varint(1000) + b"\x00",
-        "bytes huge length": _varint(1 << 3 | 2) + _varint(2**62),
-        "wire 3": _varint(1 << 3 | 3),
-        "wire 7": _varint(1 << 3 | 7),
-        "nested garbage": _varint(1 << 3 | 2) + _varint(3) + b"\xff\xff\xff",
-        "nested fixed64 short": _varint(1 << 3 | 2) + _varint(4) + _varint(3 << 3 | 1) + b"\x00\x00\x00",
-        "huge varint": _varint(2 << 3 | 0) + _varint(2**200) + evaluation,
+        "fixed64 short": varint(1 << 3 | 1) + b"\x00\x00",
+        "fixed32 short": varint(1 << 3 | 5) + b"\x00",
+        "bytes past end": varint(1 << 3 | 2) + varint(1000) + b"\x00",
+        "bytes huge length": varint(1 << 3 | 2) + varint(2**62),
+        "wire 3": varint(1 << 3 | 3),
+        "wire 7": varint(1 << 3 | 7),
+        "nested garbage": varint(1 << 3 | 2) + varint(3) + b"\xff\xff\xff",
+        "nested fixed64 short": varint(1 << 3 | 2) + varint(4) + varint(3 << 3 | 1) + b"\x00\x00\x00",
+        "huge varint": varint(2 << 3 | 0) + varint(2**200) + evaluation,
     }
     fields = {
         "fields short": ["abc", 108, "0", None],
@@ -863,7 +845,7 @@ def tfrecord_variants() -> list[tuple[str, bytes, bool]]:
         data = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 80)))
         variants.append((f"random payload {index}", frame(data), True))
     for index in range(20):  # valid JSON around random base64 protobuf bytes with one field made to run past the end
-        metrics = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40))) + _varint(1 << 3 | 2) + b"\x7f"
+        metrics = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40))) + varint(1 << 3 | 2) + b"\x7f"
         variants.append((f"random protobuf {index}", frame(payload(metrics)), True))
     assert base64  # used by payload
     return variants

@@ -8,6 +8,7 @@ import struct
 from pathlib import Path
 
 import pytest
+from tfrecord_writer import frame, varint
 
 from mixpath.benchmarks_nas import Nb101Cell, cell_to_arch, load_benchmark_evaluator, nb101_costs, read_nasbench101
 from mixpath.benchmarks_nas.tfrecord import crc32c, iter_tfrecords, masked_crc32c
@@ -19,21 +20,12 @@ C3, C1, MP = "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"
 # --- a minimal writer: protobuf wire format, the benchmark's JSON payload, TFRecord framing ---------
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        low, value = value & 0x7F, value >> 7
-        out.append(low | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
 def _double_field(number: int, value: float) -> bytes:
-    return _varint(number << 3 | 1) + struct.pack("<d", value)
+    return varint(number << 3 | 1) + struct.pack("<d", value)
 
 
 def _bytes_field(number: int, value: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(value)) + value
+    return varint(number << 3 | 2) + varint(len(value)) + value
 
 
 def _evaluation(epoch: float, seconds: float, train: float, valid: float, test: float) -> bytes:
@@ -58,9 +50,9 @@ def _model_metrics(params: int, final: tuple[float, float, float, float], epochs
         _evaluation(float(epochs), seconds, train, valid, test),
     ]
     message = b"".join(_bytes_field(1, e) for e in evaluations)
-    message += _varint(2 << 3 | 0) + _varint(params)
+    message += varint(2 << 3 | 0) + varint(params)
     message += _double_field(3, seconds + 60.0)
-    message += _varint(9 << 3 | 5) + struct.pack("<I", 7)
+    message += varint(9 << 3 | 5) + struct.pack("<I", 7)
     return message
 
 
@@ -70,13 +62,8 @@ def _payload(cell: Nb101Cell, epochs: int, params: int, final: tuple[float, floa
     return json.dumps([cell.hash(), epochs, bits, ops, metrics]).encode("utf-8")
 
 
-def _frame(payload: bytes) -> bytes:
-    length = struct.pack("<Q", len(payload))
-    return length + struct.pack("<I", masked_crc32c(length)) + payload + struct.pack("<I", masked_crc32c(payload))
-
-
 def _write(path: Path, payloads: list[bytes]) -> Path:
-    path.write_bytes(b"".join(_frame(p) for p in payloads))
+    path.write_bytes(b"".join(frame(p) for p in payloads))
     return path
 
 
@@ -182,21 +169,15 @@ def test_a_record_that_is_not_nasbench_raises(tmp_path):
         list(read_nasbench101(path))
 
 
-def _framed_with_length(payload: bytes, length: int) -> bytes:
-    """A record whose length field (with its valid CRC) claims ``length`` bytes."""
-    head = struct.pack("<Q", length)
-    return head + struct.pack("<I", masked_crc32c(head)) + payload + struct.pack("<I", masked_crc32c(payload))
-
-
 @pytest.mark.parametrize("verify", [True, False])
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (_framed_with_length(b"x", 2**40), "claims 1099511627776 bytes"),  # was MemoryError
-        (_frame(b"[" * 100000 + b"]" * 100000), "not a NAS-Bench-101 record"),  # was RecursionError
-        (_frame(json.dumps(["h", "108", "0", "ops", "AAAA"]).encode()), "fields of the wrong types"),  # was ValueError
+        (frame(b"x", length=2**40), "claims 1099511627776 bytes"),  # was MemoryError
+        (frame(b"[" * 100000 + b"]" * 100000), "not a NAS-Bench-101 record"),  # was RecursionError
+        (frame(json.dumps(["h", "108", "0", "ops", "AAAA"]).encode()), "fields of the wrong types"),  # was ValueError
         (
-            _frame(json.dumps(["h", 108, "0", "ops", base64.b64encode(b"\x09\x00\x00").decode()]).encode()),
+            frame(json.dumps(["h", 108, "0", "ops", base64.b64encode(b"\x09\x00\x00").decode()]).encode()),
             "past the end",
         ),
     ],
