@@ -121,12 +121,14 @@ class Study:
         return g["epochs_ladder"][-1], True
 
     def gt_jobs(self, settled: bool) -> list[tuple[str, int]]:
-        """(arch, seed) in training order: the first chunk, then (once the rung is settled) the rest;
-        both seeds of an arch next to each other, so two workers train one arch side by side."""
+        """(arch, seed) in training order: the first chunk, then (once the rung is settled) the rest in
+        chunks of the same shape (archs[1::4], archs[2::4], archs[3::4]: 3 per bin each), so that a study cut
+        short holds a bin-balanced subset; both seeds of an arch next to each other, so two workers train
+        one arch side by side."""
         seeds = self.p["ground_truth"]["seeds"]
-        chunk = self.first_chunk()
-        archs = chunk + ([a for a in self.archs() if a not in chunk] if settled else [])
-        return [(a, s) for a in archs for s in seeds]
+        archs = self.archs()
+        order = [a for k in range(4 if settled else 1) for a in archs[k::4]]
+        return [(a, s) for a in order for s in seeds]
 
 
 def stage_gt(study: Study, worker: int, workers: int) -> None:
