@@ -75,6 +75,18 @@ def test_sizing_ladder_moves_up_when_the_seeds_disagree(tmp_path):
     assert strict.rung() == (2, True)
     assert len(strict.gt_rows(2)) == 2 * 8  # the whole list at the last rung, both seeds
     assert len(strict.gt_rows(1)) == 2 * len(strict.first_chunk())  # the failed rung: the chunk only
+    machines = [json.loads(line) for line in (strict.gt_dir(2) / "worker0of1.machines.jsonl").read_text().splitlines()]
+    assert {(m["arch"], m["seed"]) for m in machines} == set(strict.gt_rows(2))  # each row's CPU is on record
+    assert all(m["cpu"] and m["threads"] == 1 for m in machines)
+
+
+def test_ground_truth_trains_in_bin_balanced_chunks(tmp_path):
+    s = study(tmp_path, min_tau=0.0)
+    archs = s.archs()
+    assert [a for a, _ in s.gt_jobs(settled=False)[::2]] == archs[0::4]  # the first chunk alone
+    order = [a for a, _ in s.gt_jobs(settled=True)[::2]]
+    assert order == archs[0::4] + archs[1::4] + archs[2::4] + archs[3::4]
+    assert [seed for _, seed in s.gt_jobs(settled=True)[:4]] == [0, 1, 0, 1]  # both seeds of an arch side by side
 
 
 @pytest.mark.slow
