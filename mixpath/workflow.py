@@ -33,7 +33,7 @@ from mixpath.evaluation.sharded import ShardedEvaluator
 from mixpath.export import Preprocessing, export_model, load_exported, require_onnx
 from mixpath.io import read_json
 from mixpath.kernels.runtime import waiting_follows_load
-from mixpath.runlock import run_lock
+from mixpath.runlock import locking_run_folder, run_lock
 from mixpath.search import EvaluatedArch, Evaluator, SearchConfig, SearchResult, make_searcher
 from mixpath.search.learned import LearnedSearcher
 from mixpath.spaces import Architecture
@@ -65,13 +65,16 @@ def supernet_evaluator(
     )
 
 
+@locking_run_folder
 def evaluate_architecture(
     run_dir: Path | str,
     arch_text: str,
     calibration: CalibrationSettings = CalibrationSettings(),
     device: str = "auto",
 ) -> dict[str, Any]:
-    """Score one architecture of a trained run: accuracy and loss on the validation split, FLOPs, params."""
+    """Score one architecture of a trained run: accuracy and loss on the validation split, FLOPs, params.
+
+    The run folder is locked while it loads the run and appends to its evaluation cache (``mixpath.runlock``)."""
     run = load_run(run_dir, device)
     arch = run.space.parse(arch_text, run.config.m)
     metrics = supernet_evaluator(run, calibration).evaluate([arch])[0]
@@ -166,27 +169,31 @@ def export_architecture(
 ) -> tuple[list[Path], dict[str, Any]]:
     """Extract ``arch`` from the run's supernet, calibrate its BNs, score it and write it as a stand-alone model
     with the run's preprocessing (model.pt2 and model.onnx take raw pixels; see mixpath.export). An earlier
-    export in ``out_dir`` is replaced only with ``overwrite=True``."""
-    check_export_target(out_dir, overwrite)
-    if export_onnx:
-        require_onnx()
-    run = load_run(run_dir, device)
-    if isinstance(arch, str):
-        arch = run.space.parse(arch, run.config.m)
-    model: nn.Module = cast(Any, run.supernet).extract(arch)  # every family's supernet can extract
-    metrics = evaluate_standalone(model, run.dataset, calibration=calibration)
-    metrics |= CostModel(run.space)(arch)
-    paths = export_model(
-        model,
-        run.space,
-        arch,
-        out_dir,
-        preprocessing=Preprocessing.of(run.dataset),
-        bn_policy=run.config.bn_policy,
-        metrics=metrics,
-        export_program=export_program,
-        export_onnx=export_onnx,
-    )
+    export in ``out_dir`` is replaced only with ``overwrite=True``.
+
+    The run folder and ``out_dir`` are both locked while it runs (``mixpath.runlock``): ``out_dir`` may lie
+    outside the run, where another export could be writing the same files."""
+    with run_lock(run_dir), run_lock(out_dir):
+        check_export_target(out_dir, overwrite)
+        if export_onnx:
+            require_onnx()
+        run = load_run(run_dir, device)
+        if isinstance(arch, str):
+            arch = run.space.parse(arch, run.config.m)
+        model: nn.Module = cast(Any, run.supernet).extract(arch)  # every family's supernet can extract
+        metrics = evaluate_standalone(model, run.dataset, calibration=calibration)
+        metrics |= CostModel(run.space)(arch)
+        paths = export_model(
+            model,
+            run.space,
+            arch,
+            out_dir,
+            preprocessing=Preprocessing.of(run.dataset),
+            bn_policy=run.config.bn_policy,
+            metrics=metrics,
+            export_program=export_program,
+            export_onnx=export_onnx,
+        )
     return paths, metrics
 
 
@@ -202,30 +209,32 @@ def export_retrained(
     ``out_dir``: its own trained weights and BN statistics, its data's preprocessing, and metrics holding its
     validation and test accuracy, FLOPs and params. This, not the supernet's inherited weights, is the model
     to deploy once an architecture has been retrained. An earlier export in ``out_dir`` is replaced only with
-    ``overwrite=True``."""
-    check_export_target(out_dir, overwrite)
-    if export_onnx:
-        require_onnx()
+    ``overwrite=True``. ``folder`` and ``out_dir`` are locked as in ``export_architecture`` (a retraining
+    holds the lock of ``folder`` while it writes there)."""
     folder = Path(folder)
-    model, space, arch = load_exported(folder / "model.pt")
-    meta = read_json(folder / "model.json")
-    try:
-        preprocessing = Preprocessing(tuple(meta["mean"]), tuple(meta["std"]), tuple(meta["class_names"]))
-        metrics = {**meta["metrics"], **CostModel(space)(arch)}
-        bn_policy = meta["bn_policy"]
-    except (KeyError, TypeError) as err:
-        raise MixPathError(f"{folder / 'model.json'} is not an export's metadata (missing {err})") from None
-    paths = export_model(
-        model,
-        space,
-        arch,
-        out_dir,
-        preprocessing=preprocessing,
-        bn_policy=bn_policy,
-        metrics=metrics,
-        export_program=export_program,
-        export_onnx=export_onnx,
-    )
+    with run_lock(folder), run_lock(out_dir):
+        check_export_target(out_dir, overwrite)
+        if export_onnx:
+            require_onnx()
+        model, space, arch = load_exported(folder / "model.pt")
+        meta = read_json(folder / "model.json")
+        try:
+            preprocessing = Preprocessing(tuple(meta["mean"]), tuple(meta["std"]), tuple(meta["class_names"]))
+            metrics = {**meta["metrics"], **CostModel(space)(arch)}
+            bn_policy = meta["bn_policy"]
+        except (KeyError, TypeError) as err:
+            raise MixPathError(f"{folder / 'model.json'} is not an export's metadata (missing {err})") from None
+        paths = export_model(
+            model,
+            space,
+            arch,
+            out_dir,
+            preprocessing=preprocessing,
+            bn_policy=bn_policy,
+            metrics=metrics,
+            export_program=export_program,
+            export_onnx=export_onnx,
+        )
     return paths, metrics
 
 

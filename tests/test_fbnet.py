@@ -2,18 +2,19 @@
 
 import math
 import random
+from functools import partial
 
 import pytest
 import torch
 import torch.nn.functional as F
+from short_runs import short_run_config, two_layer_space
 
-from mixpath.data import load_dataset
 from mixpath.errors import MixPathError
 from mixpath.evaluation import CostModel, LatencyTable
 from mixpath.search import SearchConfig
-from mixpath.spaces import Architecture, mbconv_space, register_space
+from mixpath.spaces import Architecture
 from mixpath.supernet import build_supernet
-from mixpath.training import TrainConfig, train_supernet
+from mixpath.training import train_supernet
 from mixpath.training.checkpoint import load_checkpoint
 from mixpath.training.fbnet import (
     FBNET_FILE,
@@ -27,29 +28,8 @@ from mixpath.training.fbnet import (
 from mixpath.training.trainer import CHECKPOINT_FILE
 from mixpath.workflow import search_supernet
 
-SPACE = register_space(
-    mbconv_space("fbnet-test", "two layers", (1, 8, 8), 10, [4, 4, 8], [1, 2], 16, ops=("k3", "k5"), expansions=(1, 2))
-)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", train_subset=96)
-
-
-def _config(**kw):
-    base = dict(
-        space="fbnet-test",
-        data="digits",
-        strategy="fbnet",
-        m=1,
-        epochs=2,
-        batch_size=32,
-        train_subset=96,
-        eval_archs=1,
-        held_out=1 / 3,
-    )
-    return TrainConfig(**{**base, **kw})
+SPACE = two_layer_space("fbnet-test", "two layers", ops=("k3", "k5"), expansions=(1, 2))
+_config = partial(short_run_config, "fbnet-test", strategy="fbnet")
 
 
 def _one_hot(arch):
@@ -120,15 +100,15 @@ def test_derive_argmax_and_top_k():
     assert top_k == Architecture.parse("e2:k5+k3-e1:k3")
 
 
-def test_fbnet_resume_equals_uninterrupted_and_search_reads_it(tmp_path, digits):
+def test_fbnet_resume_equals_uninterrupted_and_search_reads_it(tmp_path, digits_96):
     whole, cut = tmp_path / "whole", tmp_path / "cut"
-    train_supernet(_config(), whole, progress=False, dataset=digits)
+    train_supernet(_config(), whole, progress=False, dataset=digits_96)
     # an epoch is 2 weight steps (64 images) and 1 architecture step (32 held-out images)
-    train_supernet(_config(), cut, progress=False, dataset=digits, stop_after_steps=2)  # before the arch phase
+    train_supernet(_config(), cut, progress=False, dataset=digits_96, stop_after_steps=2)  # before the arch phase
     assert load_checkpoint(cut / CHECKPOINT_FILE)["step"] == 2
-    train_supernet(None, cut, resume=True, progress=False, dataset=digits, stop_after_steps=2)  # into epoch 2
+    train_supernet(None, cut, resume=True, progress=False, dataset=digits_96, stop_after_steps=2)  # into epoch 2
     assert (load_checkpoint(cut / CHECKPOINT_FILE)["epoch"], load_checkpoint(cut / CHECKPOINT_FILE)["step"]) == (1, 1)
-    result = train_supernet(None, cut, resume=True, progress=False, dataset=digits)
+    result = train_supernet(None, cut, resume=True, progress=False, dataset=digits_96)
     a, b = load_checkpoint(whole / CHECKPOINT_FILE), load_checkpoint(cut / CHECKPOINT_FILE)
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     assert all(torch.equal(x, y) for x, y in zip(a["fbnet"]["theta"], b["fbnet"]["theta"], strict=True))

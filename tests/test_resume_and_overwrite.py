@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import errno
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -31,20 +30,6 @@ def _mixpath(capsys, *args: object) -> tuple[int, list[str], str]:
 
 def _contents(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    """A tiny supernet trained one epoch on 64 digits: the run every test copies."""
-    folder = tmp_path_factory.mktemp("trained") / "run"
-    config = TrainConfig(space="tiny", data="digits", train_subset=64, batch_size=32, epochs=1)
-    train_supernet(config, folder, progress=False, device="cpu")
-    return folder
-
-
-@pytest.fixture
-def run_dir(trained, tmp_path) -> Path:
-    return Path(shutil.copytree(trained, tmp_path / "run"))
 
 
 def test_resume_refuses_other_settings_in_one_line_naming_them(run_dir, capsys):

@@ -41,6 +41,8 @@ RESULT_KEYS = {
     "params",
     "train_seconds",
 }
+FRONT_TABLE_COLUMNS = ["name", "arch", "flops", "params", "supernet_score", "val_acc", "test_acc", "train_seconds"]
+"""The columns of a retrained front's table, in order: its rows' keys and the printed table's header."""
 
 
 @pytest.fixture(scope="module")
@@ -182,32 +184,22 @@ def _fake_run(run):
     (run / "search-nsga2" / "front.json").write_text(json.dumps(front))
 
 
-def test_from_front_retrains_every_architecture_once_and_resumes(tmp_path, tiny, monkeypatch):
+def test_from_front_retrains_every_architecture_once_and_resumes(tmp_path, tiny, digits, monkeypatch):
     run = tmp_path / "run"
     _fake_run(run)
     one = Recipe(epochs=2, batch_size=32, lr=0.1)
     _, entries = front_entries(run)
     assert [entry.supernet_score for entry in entries] == [41.5, 37.25]
     assert entries[0].name.startswith("00-") and entries[1].name.startswith("01-")
-    data = load_dataset("digits", train_subset=320)
     # a killed command: the second architecture stopped after its first epoch
     partial = retrain_architecture(
-        tiny, data, entries[1].arch, one, run / "retrain" / entries[1].name, progress=False, stop_after_epochs=1
+        tiny, digits, entries[1].arch, one, run / "retrain" / entries[1].name, progress=False, stop_after_epochs=1
     )
     assert partial is None
     root, rows = retrain_front(run, one, train_subset=320, progress=False)
     assert root == run / "retrain"
     assert [row["arch"] for row in rows] == list(ARCHS)
-    assert list(rows[0]) == [
-        "name",
-        "arch",
-        "flops",
-        "params",
-        "supernet_score",
-        "val_acc",
-        "test_acc",
-        "train_seconds",
-    ]
+    assert list(rows[0]) == FRONT_TABLE_COLUMNS
     assert rows[1]["supernet_score"] == 37.25
     assert json.loads((root / "table.json").read_text()) == rows
     assert [row["arch"] for row in _read_csv(root / "table.csv")] == list(ARCHS)
@@ -268,14 +260,5 @@ def test_cli_retrains_a_front_and_prints_its_table(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "epoch 1/1: train loss" in done.stderr  # per-epoch progress line
     table = done.stdout.splitlines()
-    assert table[0].split() == [
-        "name",
-        "arch",
-        "flops",
-        "params",
-        "supernet_score",
-        "val_acc",
-        "test_acc",
-        "train_seconds",
-    ]
+    assert table[0].split() == FRONT_TABLE_COLUMNS
     assert len(table) == 4 and "table.csv" in table[-1]

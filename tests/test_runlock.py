@@ -15,11 +15,14 @@ import pytest
 from mixpath.cli import run
 from mixpath.errors import MixPathError
 from mixpath.ranking import build_ground_truth
+from mixpath.ranking.groundtruth import COLUMNS
+from mixpath.ranking.rank import rank_run
+from mixpath.reporting import run_report, write_html_report
 from mixpath.retraining import retrain_architecture
 from mixpath.runlock import LOCK_FILE, file_lock, run_lock
 from mixpath.search import SearchConfig
 from mixpath.training import Recipe, TrainConfig, train_supernet
-from mixpath.workflow import search_supernet
+from mixpath.workflow import evaluate_architecture, export_architecture, search_supernet
 
 HOLDER = """
 import sys, time
@@ -45,16 +48,87 @@ def holder(tmp_path):
     process.wait()
 
 
-def test_a_second_process_gets_one_error_line_and_exit_2(tmp_path, holder, capsys):
-    folder = tmp_path / "run"
-    status = run(["train", str(folder), "--space", "tiny", "--data", "digits"], fast_runtime=False)
-    err = capsys.readouterr().err
-    errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert status == 2 and errors == [
+def _in_use(folder: Path, holder: subprocess.Popen) -> str:
+    """The one line a command prints when ``holder`` holds the lock of ``folder``."""
+    return (
         f"error: {folder} is in use by another mixpath process (pid {holder.pid}); wait for it to end, or use "
         "another folder"
-    ]
+    )
+
+
+def _mixpath(capsys, args: list[str]) -> tuple[int, list[str]]:
+    """``mixpath ARGS`` in this process: its exit status and its error lines."""
+    status = run(args, fast_runtime=False)
+    return status, [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_second_process_gets_one_error_line_and_exit_2(tmp_path, holder, capsys):
+    folder = tmp_path / "run"
+    status, errors = _mixpath(capsys, ["train", str(folder), "--space", "tiny", "--data", "digits"])
+    assert status == 2 and errors == [_in_use(folder, holder)]
     assert sorted(p.name for p in folder.iterdir()) == [LOCK_FILE]  # the refused command wrote nothing
+
+
+ARCH = "e3:k3-e3:k3-e3:k3"
+WRITERS = {
+    "evaluate": (f"evaluate RUN --arch {ARCH} --calib-size 64 --device cpu", "RUN/eval_cache.jsonl"),
+    "export": (f"export RUN --arch {ARCH} --calibrate none --out OUT --device cpu", "OUT/model.pt"),
+    "rank": (
+        "rank RUN --ground-truth GT --calibrate none --resamples 10 --device cpu",
+        "RUN/ranking/ranking_none.json",
+    ),
+    "report": ("report RUN --images 16 --archs 1 --calibrate none --out OUT --device cpu", "OUT/report.json"),
+    "report-html": ("report RUN --html", "RUN/report.html"),
+}
+"""The commands that read a run and write files but train nothing: a small command line of each, and a file
+it writes. OUT is outside the run folder; GT is a ground-truth CSV of three architectures."""
+
+
+def _writer(name: str, run_dir: Path) -> tuple[list[str], Path]:
+    """``WRITERS[name]`` on ``run_dir``, with OUT and GT beside it (GT written)."""
+    places = {"RUN": run_dir, "OUT": run_dir.parent / "out", "GT": run_dir.parent / "gt.csv"}
+    archs = (ARCH, "e6:k5-e3:k7-e6:k3", "e6:k9-e6:k9-e6:k9")
+    rows = [f"{arch},{50 + i},{51 + i},{1 + i},{0.1 * (i + 1)},1.0,0" for i, arch in enumerate(archs)]
+    places["GT"].write_text("\n".join([",".join(COLUMNS), *rows]) + "\n")
+    line, written = WRITERS[name]
+    for word, path in places.items():
+        line, written = line.replace(word, str(path)), written.replace(word, str(path))
+    return line.split(), Path(written)
+
+
+@pytest.mark.parametrize("name", WRITERS)
+def test_every_command_that_writes_into_a_run_refuses_a_locked_one_and_runs_once_it_is_free(run_dir, capsys, name):
+    args, written = _writer(name, run_dir)
+    holder = _hold(run_dir)
+    try:
+        before = _contents(run_dir)
+        status, errors = _mixpath(capsys, args)
+        assert status == 2 and errors == [_in_use(run_dir, holder)]
+        assert _contents(run_dir) == before and not (run_dir.parent / "out").exists()  # it wrote nothing
+    finally:
+        holder.kill()
+        holder.wait()
+    assert _mixpath(capsys, args) == (0, [])
+    assert written.is_file() and not (run_dir / LOCK_FILE).exists()
+
+
+@pytest.mark.parametrize("name", ["export", "report"])
+def test_export_and_report_lock_the_folder_they_write_outside_the_run(run_dir, capsys, name):
+    args, _ = _writer(name, run_dir)
+    out = run_dir.parent / "out"
+    holder = _hold(out)
+    try:
+        before = _contents(run_dir)
+        status, errors = _mixpath(capsys, args)
+        assert status == 2 and errors == [_in_use(out, holder)]
+        assert _contents(run_dir) == before and sorted(p.name for p in out.iterdir()) == [LOCK_FILE]
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 @pytest.mark.parametrize(
@@ -65,8 +139,13 @@ def test_a_second_process_gets_one_error_line_and_exit_2(tmp_path, holder, capsy
         lambda run_dir, tiny, digits: retrain_architecture(
             tiny, digits, tiny.parse("e3:k3-e3:k3-e3:k3", 1), Recipe(epochs=1), run_dir
         ),
+        lambda run_dir, tiny, digits: evaluate_architecture(run_dir, ARCH),
+        lambda run_dir, tiny, digits: export_architecture(run_dir, ARCH, run_dir.parent / "export"),
+        lambda run_dir, tiny, digits: rank_run(run_dir, run_dir.parent / "gt.csv"),
+        lambda run_dir, tiny, digits: run_report(run_dir),
+        lambda run_dir, tiny, digits: write_html_report(run_dir),
     ],
-    ids=["train", "search", "retrain"],
+    ids=["train", "search", "retrain", "evaluate", "export", "rank", "report", "report-html"],
 )
 def test_the_library_functions_hold_the_lock_too(tmp_path, holder, tiny, digits_small, call):
     with pytest.raises(MixPathError, match=f"in use by another mixpath process \\(pid {holder.pid}\\)"):

@@ -1,47 +1,24 @@
 """BS-NAS shrinking (``--shrink-at``): the worst ops are dropped, never sampled again, kept across a resume."""
 
 import json
+from functools import partial
 
 import pytest
 import torch
+from short_runs import short_run_config, two_layer_space
 
 import mixpath.training.trainer as trainer
-from mixpath.data import load_dataset
 from mixpath.errors import MixPathError
 from mixpath.search import SearchConfig
-from mixpath.spaces import mbconv_space, register_space
-from mixpath.training import TrainConfig, load_run, train_supernet
+from mixpath.training import load_run, train_supernet
 from mixpath.training.checkpoint import load_checkpoint
 from mixpath.training.shrinking import SHRINK_FILE, drop_worst
 from mixpath.training.trainer import CHECKPOINT_FILE
 from mixpath.workflow import search_supernet
 
-SPACE = register_space(
-    mbconv_space("shrink-test", "two layers, three ops", (1, 8, 8), 10, [4, 4, 8], [1, 2], 16, ("k3", "k5", "k7"), (1,))
-)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", train_subset=96)
-
-
-def _config(**kw):
-    # 64 training images in 2 steps per epoch (32 held out); the point 0.5 of 4 steps is before step 2
-    base = dict(
-        space="shrink-test",
-        data="digits",
-        strategy="spos",
-        m=1,
-        epochs=2,
-        batch_size=32,
-        train_subset=96,
-        eval_archs=1,
-        held_out=1 / 3,
-        shrink_at=(0.5,),
-        shrink_archs=3,
-    )
-    return TrainConfig(**{**base, **kw})
+SPACE = two_layer_space("shrink-test", "two layers, three ops", ops=("k3", "k5", "k7"), expansions=(1,))
+# 64 training images in 2 steps per epoch (32 held out); the point 0.5 of 4 steps is before step 2
+_config = partial(short_run_config, "shrink-test", strategy="spos", shrink_at=(0.5,), shrink_archs=3)
 
 
 def test_the_worst_op_of_each_layer_is_dropped():
@@ -50,7 +27,7 @@ def test_the_worst_op_of_each_layer_is_dropped():
     assert drop_worst(SPACE, scores, 2) == [["k3"], ["k5"]]
 
 
-def test_dropped_ops_are_never_sampled_after_the_point_and_search_keeps_to_survivors(tmp_path, digits, monkeypatch):
+def test_dropped_ops_are_never_sampled_after_the_point_and_search_keeps_to_survivors(tmp_path, digits_96, monkeypatch):
     drawn = []
     step = trainer.train_step
 
@@ -59,7 +36,7 @@ def test_dropped_ops_are_never_sampled_after_the_point_and_search_keeps_to_survi
         return step(state, xb, yb, archs, *args, **kw)
 
     monkeypatch.setattr(trainer, "train_step", recording)
-    train_supernet(_config(epochs=3, shrink_at=(1 / 3, 2 / 3)), tmp_path / "run", progress=False, dataset=digits)
+    train_supernet(_config(epochs=3, shrink_at=(1 / 3, 2 / 3)), tmp_path / "run", progress=False, dataset=digits_96)
     record = json.loads((tmp_path / "run" / SHRINK_FILE).read_text())
     assert [point["step"] for point in record["history"]] == [2, 4]
     assert record["history"][0]["survivors"] == drop_worst(SPACE, record["history"][0]["scores"], 1)
@@ -78,20 +55,20 @@ def test_dropped_ops_are_never_sampled_after_the_point_and_search_keeps_to_survi
     assert [list(c.paths) for c in result.evaluated[0].arch.layers] == record["survivors"]
 
 
-def test_resume_keeps_the_shrunk_state(tmp_path, digits):
+def test_resume_keeps_the_shrunk_state(tmp_path, digits_96):
     whole, cut = tmp_path / "whole", tmp_path / "cut"
-    train_supernet(_config(), whole, progress=False, dataset=digits)
-    train_supernet(_config(), cut, progress=False, dataset=digits, stop_after_steps=3)  # after the point
+    train_supernet(_config(), whole, progress=False, dataset=digits_96)
+    train_supernet(_config(), cut, progress=False, dataset=digits_96, stop_after_steps=3)  # after the point
     assert load_checkpoint(cut / CHECKPOINT_FILE)["shrinking"]["history"][0]["step"] == 2
-    train_supernet(None, cut, resume=True, progress=False, dataset=digits)
+    train_supernet(None, cut, resume=True, progress=False, dataset=digits_96)
     a, b = load_checkpoint(whole / CHECKPOINT_FILE), load_checkpoint(cut / CHECKPOINT_FILE)
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     assert a["shrinking"] == b["shrinking"]
     assert (whole / SHRINK_FILE).read_text() == (cut / SHRINK_FILE).read_text()
 
 
-def test_shrinking_that_would_leave_fewer_than_m_ops_is_refused(tmp_path, digits):
+def test_shrinking_that_would_leave_fewer_than_m_ops_is_refused(tmp_path, digits_96):
     with pytest.raises(MixPathError, match="fewer than m=2"):
-        train_supernet(_config(strategy="mixpath", m=2, shrink_at=(0.3, 0.6)), tmp_path / "x", dataset=digits)
+        train_supernet(_config(strategy="mixpath", m=2, shrink_at=(0.3, 0.6)), tmp_path / "x", dataset=digits_96)
     with pytest.raises(MixPathError, match="shrink_at"):
         _config(shrink_at=(0.5, 0.2))

@@ -113,6 +113,7 @@ def rank(
     from mixpath.ranking.groundtruth import TARGETS
     from mixpath.ranking.rank import RANKING_DIR, estimate_of, rank_run
     from mixpath.reporting import ranking_scatter
+    from mixpath.runlock import run_lock
 
     run = run_folder(run, run_alias)
     resolve_device(device)
@@ -122,18 +123,19 @@ def rank(
     if resamples < 1:
         raise MixPathError(f"--resamples {resamples}: give a whole number >= 1")
     calibration = calibration_settings(calibrate, calib_size, calib_batches)
-    result = rank_run(
-        run,
-        ground_truth,
-        calibration=calibration,
-        target=target,
-        resamples=resamples,
-        seed=seed,
-        device=device,
-        progress=True,
-    )
     mode = calibration.mode
-    plot = ranking_scatter(result, run / RANKING_DIR / f"ranking_{mode}.png", f"{run.name} ({mode})")
+    with run_lock(run):  # rank_run locks it too; held on for the plot
+        result = rank_run(
+            run,
+            ground_truth,
+            calibration=calibration,
+            target=target,
+            resamples=resamples,
+            seed=seed,
+            device=device,
+            progress=True,
+        )
+        plot = ranking_scatter(result, run / RANKING_DIR / f"ranking_{mode}.png", f"{run.name} ({mode})")
     metrics = list(result["metrics"]["supernet"])
     typer.echo(f"{result['n_archs']} architectures, against {result['target']}; 95% bootstrap intervals")
     typer.echo("predictor  " + "".join(f"{name:>26}" for name in metrics))
@@ -163,7 +165,8 @@ def report(
     run_alias: Path = typer.Option(None, "--run", help=RUN_ALIAS_HELP),
 ) -> None:
     """Feature analysis: path similarity, Shadow BN statistics, one-shot accuracy per m (JSON + PNG);
-    with --html, the run's page instead."""
+    with --html, the run's page instead. RUN is locked while it runs, and so is the output folder: --out may
+    lie outside RUN, where another report could be writing the same files."""
     from mixpath.reporting import run_report, write_html_report
 
     run = run_folder(run, run_alias)

@@ -248,10 +248,13 @@ def export(
     run_alias: Path = typer.Option(None, "--run", help=RUN_ALIAS_HELP),
 ) -> None:
     """Write a stand-alone model, its preprocessing and metrics in model.json: the pipeline's retrained model
-    when RUN has one and no --arch is given, else an architecture with the supernet's weights (BN calibrated)."""
+    when RUN has one and no --arch is given, else an architecture with the supernet's weights (BN calibrated).
+    RUN is locked while it runs, and so is the output folder: --out may lie outside RUN, where another export
+    could be writing the same files."""
     from mixpath.device import resolve_device
     from mixpath.pipeline import retrained_found
     from mixpath.retraining import front_entries
+    from mixpath.runlock import run_lock
     from mixpath.workflow import check_export_target, export_architecture, export_retrained
 
     run = run_folder(run, run_alias)
@@ -260,27 +263,28 @@ def export(
         raise MixPathError("--algo chooses whose front gives the architecture; drop it with --arch")
     calibration = calibration_settings(calibrate)
     check_export_target(out or run / "export", overwrite)
-    retrained = retrained_found(run) if arch is None and algo is None else None
-    if retrained is not None:
-        typer.echo(f"exporting the found architecture retrained from scratch in {retrained}")
-        paths, metrics = export_retrained(
-            retrained, out or run / "export", export_program=program, export_onnx=onnx, overwrite=overwrite
-        )
-    else:
-        chosen = arch
-        if chosen is None:
-            _, entries = front_entries(run, algo)
-            chosen = max(entries, key=lambda entry: entry.supernet_score).arch
-        paths, metrics = export_architecture(
-            run,
-            chosen,
-            out or run / "export",
-            calibration=calibration,
-            export_program=program,
-            export_onnx=onnx,
-            overwrite=overwrite,
-            device=device,
-        )
+    with run_lock(run):  # the export functions lock it too; held on while the front is read
+        retrained = retrained_found(run) if arch is None and algo is None else None
+        if retrained is not None:
+            typer.echo(f"exporting the found architecture retrained from scratch in {retrained}")
+            paths, metrics = export_retrained(
+                retrained, out or run / "export", export_program=program, export_onnx=onnx, overwrite=overwrite
+            )
+        else:
+            chosen = arch
+            if chosen is None:
+                _, entries = front_entries(run, algo)
+                chosen = max(entries, key=lambda entry: entry.supernet_score).arch
+            paths, metrics = export_architecture(
+                run,
+                chosen,
+                out or run / "export",
+                calibration=calibration,
+                export_program=program,
+                export_onnx=onnx,
+                overwrite=overwrite,
+                device=device,
+            )
     echo_lines(metric_pairs(metrics))
     typer.echo("wrote " + ", ".join(str(p) for p in paths))
 

@@ -15,6 +15,7 @@ from mixpath.io import write_json
 from mixpath.ranking.groundtruth import TARGETS, GroundTruthRow, load_ground_truth
 from mixpath.ranking.metrics import DEFAULT_KS, Estimate, predictor_metrics
 from mixpath.ranking.scoring import supernet_scores
+from mixpath.runlock import locking_run_folder
 
 RANKING_DIR = "ranking"
 
@@ -68,6 +69,7 @@ def estimate_of(result: dict[str, Any], predictor: str, metric: str) -> Estimate
     return Estimate(*(float("nan") if entry[key] is None else entry[key] for key in ("value", "low", "high")))
 
 
+@locking_run_folder
 def rank_run(
     run_dir: Path | str,
     ground_truth: Path | str,
@@ -80,7 +82,8 @@ def rank_run(
     progress: bool = False,
 ) -> dict[str, Any]:
     """Score every ground-truth architecture with the run's supernet (cached, so resumable), compute the
-    metrics and write them to ``RUN/ranking/ranking_<calibration mode>.json``; return the result."""
+    metrics and write them to ``RUN/ranking/ranking_<calibration mode>.json``; return the result. The run
+    folder is locked meanwhile (``mixpath.runlock``): its scores cache and results are written there."""
     rows = load_ground_truth(ground_truth)
     if len(rows) < 3:  # the same check as rank_scores', before anything is scored
         raise MixPathError(f"{ground_truth} holds {len(rows)} architectures; ranking needs >= 3")

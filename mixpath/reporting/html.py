@@ -43,6 +43,7 @@ from mixpath.reporting.page import (
 )
 from mixpath.reporting.plots import ranking_scatter
 from mixpath.reporting.report import REPORT_DIR
+from mixpath.runlock import locking_run_folder
 from mixpath.training.trainer import CONFIG_FILE, LOG_FILE, METRICS_FILE
 
 REPORT_FILE = "report.html"
@@ -121,8 +122,10 @@ class _Folder:
         )
 
 
+@locking_run_folder
 def write_html_report(run_dir: Path | str) -> Path:
-    """Write ``RUN/report.html`` for any run folder (one holding config.json) and return its path."""
+    """Write ``RUN/report.html`` for any run folder (one holding config.json) and return its path; the folder
+    is locked while the page reads it and is written there (``mixpath.runlock``)."""
     root = Path(run_dir)
     if not (root / CONFIG_FILE).is_file():
         raise MixPathError(f"{root} is not a mixpath run folder (no {CONFIG_FILE}); train one with `mixpath train`")

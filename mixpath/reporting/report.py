@@ -25,6 +25,7 @@ from mixpath.reporting.features import (
     shadow_bn_statistics,
 )
 from mixpath.reporting.plots import heatmap, histograms, layer_lines
+from mixpath.runlock import run_lock
 from mixpath.training import load_run
 from mixpath.training.seeding import step_rng
 
@@ -126,19 +127,24 @@ def run_report(
     seed: int = 0,
     device: str = "cpu",
 ) -> dict[str, Any]:
-    """Write report.json and PNGs for the run in ``run_dir`` to ``out_dir`` (default ``RUN/report``)."""
+    """Write report.json and PNGs for the run in ``run_dir`` to ``out_dir`` (default ``RUN/report``).
+
+    The run folder (the one-shot scores are cached in its report_cache.jsonl) and ``out_dir`` are both locked
+    meanwhile (``mixpath.runlock``): ``out_dir`` may lie outside the run, where another report could be
+    writing the same files."""
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / REPORT_DIR
-    run = load_run(run_dir, device)
-    report = {
-        "run": str(run_dir),
-        "space": run.space.name,
-        "m": run.supernet.m,
-        "bn_policy": run.config.bn_policy,
-        "sbn": _sbn_section(run, out),
-        "similarity": _similarity_section(run, images, seed, out),
-    }
-    write_json(out / "report.json", report)
-    report["oneshot"] = _oneshot_section(run, n_archs, calibration, seed, out)
-    write_json(out / "report.json", report)
+    with run_lock(run_dir), run_lock(out):
+        run = load_run(run_dir, device)
+        report = {
+            "run": str(run_dir),
+            "space": run.space.name,
+            "m": run.supernet.m,
+            "bn_policy": run.config.bn_policy,
+            "sbn": _sbn_section(run, out),
+            "similarity": _similarity_section(run, images, seed, out),
+        }
+        write_json(out / "report.json", report)
+        report["oneshot"] = _oneshot_section(run, n_archs, calibration, seed, out)
+        write_json(out / "report.json", report)
     log.info("report of %s written to %s", run_dir, out)
     return report
