@@ -53,7 +53,7 @@ from mixpath.data import load_data
 from mixpath.errors import MixPathError
 from mixpath.evaluation import CalibrationSettings, CostModel
 from mixpath.io import read_json, write_csv, write_json
-from mixpath.pipeline_scale import FULL, RETRAIN_EPOCHS
+from mixpath.pipeline_scale import FULL, RETRAIN_EPOCHS, SUPERNET_EPOCHS
 from mixpath.reporting.html import (
     EXPORT_DIR,
     PIPELINE_FILE,
@@ -120,7 +120,8 @@ def run_pipeline(
     under it as a constraint. ``retrain_subset``: retrain on only this many training images. With
     ``resume=True`` every stage continues what ``run_dir`` holds, using its saved training settings; a
     ``train_config`` given then is compared with them as ``train_supernet`` does (the settings a run may
-    change are applied, any other difference refused). Without one a new run trains ``TrainConfig()``.
+    change are applied, any other difference refused). Without one a new run trains
+    ``TrainConfig(epochs=SUPERNET_EPOCHS)``.
     A supernet whose sampled subnets stay near chance accuracy (``mixpath.training.chance``) stops the job
     before the search with a MixPathError saying what to change, since searching it would rank noise;
     ``allow_untrained=True`` logs the warning and goes on (a smoke run's supernet learns nothing).
@@ -135,7 +136,7 @@ def run_pipeline(
     if resume_training:
         planned = TrainConfig.from_json(read_json(run_dir / CONFIG_FILE), run_dir / CONFIG_FILE)
     else:
-        planned = train_config if train_config is not None else TrainConfig()
+        planned = train_config if train_config is not None else TrainConfig(epochs=SUPERNET_EPOCHS)
     space = run_space(planned)
     cost = CostModel(space)
     if max_flops is not None:

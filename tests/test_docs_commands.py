@@ -143,6 +143,8 @@ SKIPPED = {
     "torchrun --standalone --nproc_per_node 8": "8 processes on CIFAR-10; tests/test_distributed.py runs torchrun "
     "--standalone with 2 processes on digits",
     "torchrun --nnodes 2": "two machines",
+    "python experiments/ranking.py": "the ranking study, hours on 2 cores; tests/test_ranking_study.py runs its "
+    "stages on a tiny protocol",
     "--data cifar10 --data-dir /data/cifar-10-batches-py": "CIFAR-10 in /data cannot ship (and digits, grey, does "
     "not fit the 3-channel cifar-s1)",
     "runs/asc": "DCASE2018 task 5 (46 GB zipped) cannot ship; tests/test_asc.py trains and searches asc-s1 the same "

@@ -113,9 +113,13 @@ def test_study_end_to_end_on_a_tiny_protocol(tmp_path):
     ranking.stage_supernet(s, "shadow", "reference", 2)  # all done: a rerun changes nothing
     assert json.loads((s.results / "supernets" / "shadow-warm-e2-epoch1.json").read_text()) == saved
 
+    timing = ranking.stage_timing(s, "shadow", "warm")
+    assert timing["epoch_seconds"] > 0 and len(timing["load_average_before"]) == 3
     results = ranking.stage_rank(s)
     assert results["ground_truth"]["archs"] == 8
     choice = results["choice"]
+    assert choice["idle_epoch_seconds"] == timing["epoch_seconds"]  # the time limit judges idle epochs
+    assert choice["idle_train_seconds"] == round(int(choice["label"][-1]) * timing["epoch_seconds"], 1)
     assert choice["label"] in {"shadow-reference-e2", "shadow-warm-e2", "shadow-warm-e1"}
     assert not any(e["complete_run"] for e in results["snapshots"] if e["label"].endswith("e2") and e["epoch"] == 1)
     for name in ("ranking.json", "results.md", "tau_vs_images.png"):

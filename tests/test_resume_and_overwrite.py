@@ -37,7 +37,7 @@ def test_resume_refuses_other_settings_in_one_line_naming_them(run_dir, capsys):
     status, errors, _ = _mixpath(capsys, "train", run_dir, "--resume", "--epochs", 3, "--lr", 0.5)
     assert status == 2 and len(errors) == 1
     assert "epochs=3 given, 1 saved (the cosine learning-rate schedule would change length mid-run)" in errors[0]
-    assert "lr=0.5 given, 0.025 saved" in errors[0]
+    assert "lr=0.5 given, 0.1 saved" in errors[0]
     assert _contents(run_dir) == before
 
 
@@ -45,7 +45,7 @@ def test_resume_applies_and_records_a_setting_that_changes_nothing_trained(run_d
     status, errors, _ = _mixpath(capsys, "train", run_dir, "--resume", "--checkpoint-every", 5)
     assert status == 0 and not errors
     assert json.loads((run_dir / "config.json").read_text())["checkpoint_every"] == 5
-    status, errors, _ = _mixpath(capsys, "train", run_dir, "--resume", "--lr", 0.025)  # the saved value: fine
+    status, errors, _ = _mixpath(capsys, "train", run_dir, "--resume", "--lr", 0.1)  # the saved value: fine
     assert status == 0 and not errors
 
 
@@ -91,7 +91,7 @@ def test_a_start_killed_before_its_first_checkpoint_takes_new_settings(tmp_path,
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps(TrainConfig(space="tiny", data="digits", lr=9.0).to_json()))
     assert _mixpath(capsys, "train", folder, *TINY)[0] == 0
-    assert load_checkpoint(folder / "checkpoint.pt")["config"]["lr"] == 0.025
+    assert load_checkpoint(folder / "checkpoint.pt")["config"]["lr"] == 0.1
 
 
 def test_search_resume_takes_the_saved_settings_and_refuses_other_ones(run_dir, capsys):

@@ -1,3 +1,6 @@
+import re
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -75,7 +78,7 @@ def test_run_folder_misuse_is_a_one_line_error(tmp_path, digits):
     train_supernet(_config(epochs=1), run, progress=False, dataset=digits)
     with pytest.raises(MixPathError, match="already holds a run"):
         train_supernet(_config(epochs=1), run, progress=False, dataset=digits)
-    with pytest.raises(MixPathError, match=r"with other settings: lr=0.5 given, 0.025 saved"):
+    with pytest.raises(MixPathError, match=r"with other settings: lr=0.5 given, 0.1 saved"):
         train_supernet(_config(epochs=1, lr=0.5), run, resume=True, progress=False, dataset=digits)
     with pytest.raises(MixPathError, match="nothing to resume"):
         train_supernet(None, tmp_path / "empty", resume=True, progress=False, dataset=digits)
@@ -96,6 +99,26 @@ def test_bad_settings_are_rejected():
         TrainConfig(epochs=0)
     with pytest.raises(MixPathError, match="unknown BN policy"):
         TrainConfig(bn_policy="group")
+
+
+def test_the_default_recipe_is_the_one_the_readme_states():
+    text = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    stated = re.search(
+        r"\*\*The default training recipe\*\*.*?SGD lr ([\d.]+) after ([\d.]+) linear warm-up epoch, then cosine to 0; "
+        r"(\d+) epochs of batch (\d+); momentum ([\d.]+), weight decay ([\de.-]+), gradient clip ([\d.]+)\.",
+        text,
+    )
+    assert stated, "README.md no longer states the default recipe in the form this test reads"
+    default = TrainConfig()
+    lr, warmup, epochs, batch, momentum, decay, clip = stated.groups()
+    assert (default.lr, default.warmup_epochs, default.epochs, default.batch_size) == (
+        float(lr),
+        float(warmup),
+        int(epochs),
+        int(batch),
+    )
+    assert (default.momentum, default.weight_decay, default.grad_clip) == (float(momentum), float(decay), float(clip))
+    assert (default.space, default.strategy, default.m, default.bn_policy) == ("fmnist-s1", "mixpath", 4, "shadow")
 
 
 def test_cosine_schedule_ends_at_zero():

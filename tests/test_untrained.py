@@ -38,7 +38,7 @@ def test_warning_when_the_last_epoch_is_within_a_few_points_of_chance(tmp_path):
     warning = untrained_warning(tmp_path)
     assert "after epoch 2 its sampled subnets reach 12.5 % validation accuracy" in warning
     assert "within 5 points of chance (10.0 % for 10 classes of digits)" in warning
-    for change in ("--epochs, now 2", "--train-subset, now 1000", "--lr, now 0.025"):
+    for change in ("--epochs, now 2", "--train-subset, now 1000", "--lr, now 0.1"):
         assert change in warning
     assert "\n" not in warning
     _trained(tmp_path, 12.5, 40.0)

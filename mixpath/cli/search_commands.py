@@ -392,7 +392,7 @@ def pipeline(
     workers: int = workers_option(),
     skip_bad_images: bool = skip_bad_images_option(),
     epochs: int = typer.Option(
-        None, help=with_default("Supernet epochs.", f"{TRAIN['epochs']}; quick: {QUICK.epochs}")
+        None, help=with_default("Supernet epochs.", f"{FULL.epochs}; quick: {QUICK.epochs}; 30: the recipe that ranks")
     ),
     m: int = typer.Option(None, help=with_default("Most paths per layer of the supernet.", TRAIN["m"])),
     train_subset: int = typer.Option(
