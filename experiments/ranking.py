@@ -377,6 +377,7 @@ def stage_rank(study: Study) -> dict[str, Any]:
         "choice": choose_recipe(study, entries),
     }
     results["ablation"] = ablation_table(study, entries, truth, results["choice"], tau_difference, options)
+    results["by_path_count"] = by_path_count(study, entries, truth)
     write_json(study.results / "ranking.json", results)
     write_plots(study, results)
     write_summary(study, results)
@@ -463,6 +464,41 @@ def ablation_table(study, entries, truth, choice, tau_difference, options) -> di
     return table
 
 
+PATH_BINS = ((1.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, 4.0))
+"""The sampler's bins of mean active paths per layer: exactly 1, then (1, 2], (2, 3], (3, 4]."""
+
+
+def path_bin(arch: str) -> str:
+    """The bin of ``arch``'s mean number of active kernels per layer, as "1", "(1,2]", ..."""
+    mean = sum(token.count("+") + 1 for token in arch.split("-")) / len(arch.split("-"))
+    for low, high in PATH_BINS:
+        if (low == high == mean) or low < mean <= high:
+            return "1" if low == high else f"({low:g},{high:g}]"
+    raise ValueError(f"{arch}: mean path count {mean} outside 1..4")
+
+
+def by_path_count(study: Study, entries: list[dict[str, Any]], truth: dict[str, GroundTruthRow]) -> dict[str, Any]:
+    """Mean score per path-count bin, over all 48 architectures, for each snapshot and calibration, beside the
+    ground truth's mean test accuracy per bin (archs with every seed): does a supernet favour a path count
+    that training from scratch does not?"""
+    bins = [path_bin(a) for a in study.archs()]
+    names = list(dict.fromkeys(bins))
+
+    def means(values: dict[str, float]) -> dict[str, float | None]:
+        out = {}
+        for name in names:
+            xs = [values[a] for a, b in zip(study.archs(), bins, strict=True) if b == name and a in values]
+            out[name] = round(sum(xs) / len(xs), 2) if xs else None
+        return out
+
+    return {
+        "ground_truth_test": means({a: row.test_acc for a, row in truth.items()}),
+        "snapshots": {
+            f"{e['label']}@{e['epoch']}": {mode: means(scores) for mode, scores in e["scores"].items()} for e in entries
+        },
+    }
+
+
 def write_plots(study: Study, results: dict[str, Any]) -> None:
     from mixpath.reporting import interval_chart, interval_curves, ranking_scatter_grid
 
@@ -545,6 +581,15 @@ def write_summary(study: Study, results: dict[str, Any]) -> None:
         )
     lines += ["", "## Recipe choice (the protocol's [selection] rule)", "", "```"]
     lines += [json.dumps(results["choice"], indent=1), "```"]
+    paths = results["by_path_count"]
+    names = list(paths["ground_truth_test"])
+    lines += ["", "## Mean score per path-count bin (mean active kernels per layer; all 48 archs per snapshot)", ""]
+    lines += ["| snapshot | calibration | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    gt = paths["ground_truth_test"]
+    lines.append("| ground truth (test acc, archs with both seeds) | | " + " | ".join(str(gt[n]) for n in names) + " |")
+    for label, per_mode in paths["snapshots"].items():
+        for mode, row in per_mode.items():
+            lines.append(f"| {label} | {mode} | " + " | ".join(str(row[n]) for n in names) + " |")
     table = results.get("ablation") or {}
     if table.get("paired_exact"):
         lines += ["", "## Paired differences (exact calibration, test target)", ""]
