@@ -12,6 +12,7 @@ command again after a kill and it continues; results are written as each piece f
     python experiments/ranking.py supernet --variant shared --schedule warm --epochs 10   # the ablation
     python experiments/ranking.py timing                 # one supernet epoch on idle cores (pause the gt first)
     python experiments/ranking.py rank                   # every metric, table and plot from what exists
+    python experiments/ranking.py all                    # all of the above in order, then the ablation
 
 A supernet run is trained in chunks up to each snapshot epoch of the protocol; each snapshot is copied aside
 and scored on the ground-truth architectures at once (scores cached, so a kill loses at most one epoch).
@@ -28,6 +29,7 @@ import logging
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -204,10 +206,10 @@ def supernet_config(study: Study, variant: str, schedule: str, epochs: int) -> T
 
 
 def snapshot_epochs(study: Study, config: TrainConfig, epochs: int) -> list[int]:
-    """The epochs after which a run is copied aside and scored: the protocol's checkpoints for the study's
-    long runs, the end alone for complete shorter ones."""
+    """The epochs after which a run is copied aside and scored: the protocol's checkpoints for the recipe
+    study's long runs (m=4 Shadow BN), the end alone for complete shorter ones and the ablation's variants."""
     s = study.p["supernet"]
-    if epochs == s["study_epochs"] and config.strategy != "fairnas":
+    if epochs == s["study_epochs"] and (config.strategy, config.bn_policy) == ("mixpath", "shadow"):
         return [e for e in s["checkpoints"] if e <= epochs]
     return [config.epochs]
 
@@ -533,6 +535,8 @@ def write_plots(study: Study, results: dict[str, Any]) -> None:
     grid, labels, points = {}, [], {"none": [], "exact": []}
     for variant, rankings in table["rows"].items():
         subset = "all" if f"exact/{table['target']}/all" in rankings else "single_path"
+        if f"exact/{table['target']}/{subset}" not in rankings:
+            continue  # a single-path supernet with fewer than 3 single-path archs in the ground truth so far
         grid[f"{variant} ({subset})"] = rankings[f"exact/{table['target']}/{subset}"]
         labels.append(f"{variant}\n({subset.replace('_', '-')})")
         for mode, values in points.items():
@@ -626,9 +630,48 @@ def stage_status(study: Study) -> dict[str, Any]:
     return status
 
 
+def stage_all(study: Study, args: argparse.Namespace) -> None:
+    """Everything the protocol asks, in order, each piece resumable: the ground truth (two pinned 1-thread
+    worker processes), the recipe study's supernets, the idle timing, the rule's choice, then the ablation's
+    variants at the chosen recipe, and the final ranking. Run it again after a kill and it continues."""
+    s = study.p["supernet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    command = [sys.executable, str(Path(__file__).resolve()), "gt", "--protocol", str(args.protocol)]
+    command += ["--root", str(args.root)]
+    cores = sorted(os.sched_getaffinity(0))
+    workers = [
+        subprocess.Popen(
+            [*command, "--worker", f"{w}/2"],
+            env=env,
+            preexec_fn=lambda w=w: os.sched_setaffinity(0, {cores[w % len(cores)]}),
+        )
+        for w in range(2)
+    ]
+    if any(worker.wait() != 0 for worker in workers):
+        raise SystemExit("a ground-truth worker failed; see its log above")
+    for schedule in s["schedules"]:
+        stage_supernet(study, "shadow", schedule, s["study_epochs"])
+    results = stage_rank(study)
+    schedule = (results["choice"] or {}).get("schedule_of_study_runs")
+    if schedule is None:
+        raise SystemExit("the study runs are not scored yet; nothing to choose from")
+    for epochs in s["short_runs_epochs"]:
+        stage_supernet(study, "shadow", schedule, epochs)
+    if not (study.results / "timing-shadow.json").exists():
+        log.info("timing one epoch: the ground truth is done, so the cores are as idle as this machine gets")
+        stage_timing(study, "shadow", schedule)
+    label = stage_rank(study)["choice"]["label"]
+    if label is None:
+        raise SystemExit("no complete run trains within the protocol's time limit")
+    _, schedule, length = label.split("-")
+    for variant in [*study.p["ablation"]["m4"], *study.p["ablation"]["m1"]]:
+        stage_supernet(study, variant, schedule, int(length[1:]))
+    stage_rank(study)
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=["gt", "status", "supernet", "timing", "rank"])
+    parser.add_argument("stage", choices=["gt", "status", "supernet", "timing", "rank", "all"])
     parser.add_argument("--protocol", type=Path, default=DEFAULT_PROTOCOL, help="the protocol file to carry out")
     parser.add_argument("--root", type=Path, default=ROOT, help="where results/ and runs/ go")
     parser.add_argument("--worker", default="0/1", help="gt: this worker's index and the number of workers (i/n)")
@@ -653,6 +696,8 @@ def main(argv: list[str]) -> None:
         stage_timing(study, args.variant, args.schedule)
     elif args.stage == "rank":
         stage_rank(study)
+    elif args.stage == "all":
+        stage_all(study, args)
 
 
 if __name__ == "__main__":

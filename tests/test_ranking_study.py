@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -54,6 +55,8 @@ target = "val"
 max_minutes = 30
 tie_margin = 0.05
 [ablation]
+m4 = ["shadow", "shared"]
+m1 = ["spos"]
 bootstrap = 200
 bootstrap_seed = 0
 report_target = "test"
@@ -127,3 +130,15 @@ def test_study_end_to_end_on_a_tiny_protocol(tmp_path):
     if choice["label"].endswith("warm-e1"):
         assert set(results["ablation"]["rows"]) == {"shadow", "shared"}
         assert set(results["ablation"]["paired_exact"]) == {"shadow - params", "shadow - flops", "shadow - shared"}
+
+    # `all` finds the ground truth and the study runs done, and trains only what is missing: the chosen
+    # schedule's short run and the ablation's variants at the recipe the rule then picks
+    ranking.stage_all(s, argparse.Namespace(protocol=tmp_path / "protocol.toml", root=tmp_path))
+    final = json.loads((s.results / "ranking.json").read_text())
+    recipe = final["choice"]["label"].split("-", 1)[1]
+    length = int(recipe.rsplit("-e", 1)[1])
+    for variant in ("shadow", "shared", "spos"):
+        assert (s.results / "supernets" / f"{variant}-{recipe}-epoch{length}.json").is_file(), variant
+    assert not (s.results / "supernets" / f"shared-{recipe}-epoch1.json").is_file() or length == 1  # no snapshots
+    assert set(final["ablation"]["rows"]) == {"shadow", "shared", "spos"}
+    assert (s.results / "ablation_tau.png").is_file()
