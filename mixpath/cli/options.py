@@ -1,5 +1,6 @@
-"""What several commands share: the run folder's two spellings, the calibration options, help texts, and the
-defaults the help shows.
+"""What several commands share: the run folder's two spellings, the options they declare alike (one function
+each, returning the ``typer.Option``: typer wants every command's parameters in its own signature), help texts,
+and the defaults the help shows.
 
 One grammar for the run folder: every command that works on one takes it as the argument RUN, and
 also as ``--run RUN``, the spelling ``train`` and ``pipeline`` had, so that older commands keep working.
@@ -23,8 +24,12 @@ def with_default(text: str, default: object) -> str:
     return f"{text}  [default: {default}]"
 
 
-RUN_ALIAS_HELP = "The run folder, as RUN (the older spelling); give one of the two."
-DEVICE_HELP = "Where to compute: auto (CUDA when present, else the CPU), cpu, cuda or cuda:N."
+def option_with_default(text: str, default: object) -> Any:
+    """An option whose value, when not given, comes from elsewhere (a dataclass, the run, the space): None in
+    the signature, ``default`` in its help."""
+    return typer.Option(None, help=with_default(text, default))
+
+
 CALIBRATE_HELP = (
     "BN post-calibration before scoring: exact (cumulative statistics), ema (SPOS-style re-estimation) or none."
 )
@@ -34,8 +39,56 @@ DATA_HELP = (
     "Dataset: fashion-mnist, digits, cifar10, or imagefolder: your own images, streamed from --data-dir DIR "
     "(DIR/train/<class>/ and DIR/val/<class>/, or DIR/<class>/ split seeded)."
 )
-DATA_DIR_HELP = with_default("Folder holding the dataset files (imagefolder: the image folder).", "the standard places")
-JSON_HELP = "Print the summary as JSON (machine-readable) instead of aligned lines."
+LR_HELP = "Peak learning rate of SGD (cosine schedule to 0)."
+
+
+def run_argument(text: str = "A trained run folder.") -> Any:
+    """RUN: the run folder a command works on, also given as ``--run`` (``run_alias_option``)."""
+    return typer.Argument(None, metavar="RUN", help=text)
+
+
+def run_alias_option(*more_names: str) -> Any:
+    """``--run``: RUN's older spelling (``more_names``: other spellings a command kept)."""
+    return typer.Option(
+        None, "--run", *more_names, help="The run folder, as RUN (the older spelling); give one of the two."
+    )
+
+
+def device_option() -> Any:
+    return typer.Option("auto", help="Where to compute: auto (CUDA when present, else the CPU), cpu, cuda or cuda:N.")
+
+
+def space_option(default: object) -> Any:
+    """``--space``: a registered search space (``default``: the one used when none is given)."""
+    return option_with_default("Search space (see `mixpath spaces`).", default)
+
+
+def data_option(default: object) -> Any:
+    """``--data``: the dataset (``default``: the one used when none is given)."""
+    return option_with_default(DATA_HELP, default)
+
+
+def data_dir_option() -> Any:
+    return option_with_default(
+        "Folder holding the dataset files (imagefolder: the image folder).", "the standard places"
+    )
+
+
+def train_subset_option() -> Any:
+    return option_with_default("Train on only this many training images.", "all")
+
+
+def lr_option(default: object) -> Any:
+    """``--lr`` of a recipe whose dataclass fills it in (``default``: its value)."""
+    return option_with_default(LR_HELP, default)
+
+
+def benchmark_file_option() -> Any:
+    return option_with_default("nb101: path of nasbench_only108.tfrecord.", "none")
+
+
+def json_option() -> Any:
+    return typer.Option(False, "--json", help="Print the summary as JSON (machine-readable) instead of aligned lines.")
 
 
 @overload
@@ -127,23 +180,21 @@ CALIBRATION = dataclass_defaults("evaluation/calibration.py", "CalibrationSettin
 
 def calibrate_option(note: str = "") -> Any:
     """``--calibrate``: the BN post-calibration mode (``note`` is added to its help)."""
-    return typer.Option(None, help=with_default(CALIBRATE_HELP + note, CALIBRATION["mode"]))
+    return option_with_default(CALIBRATE_HELP + note, CALIBRATION["mode"])
 
 
 def calib_size_option() -> Any:
-    return typer.Option(None, help=with_default(CALIB_SIZE_HELP, CALIBRATION["size"]))
+    return option_with_default(CALIB_SIZE_HELP, CALIBRATION["size"])
 
 
 def image_size_option(default: str = "the space's input size") -> Any:
     """``--image-size``: the side of the square images an image folder is read at."""
-    return typer.Option(None, help=with_default("--data imagefolder: images of this many pixels a side.", default))
+    return option_with_default("--data imagefolder: images of this many pixels a side.", default)
 
 
 def workers_option() -> Any:
     """``--workers``: DataLoader processes decoding an image folder."""
-    return typer.Option(
-        None, help=with_default("--data imagefolder: processes decoding images (0: the main one).", TRAIN["workers"])
-    )
+    return option_with_default("--data imagefolder: processes decoding images (0: the main one).", TRAIN["workers"])
 
 
 def skip_bad_images_option() -> Any:
@@ -156,7 +207,7 @@ def skip_bad_images_option() -> Any:
 
 
 def calib_batches_option() -> Any:
-    return typer.Option(None, help=with_default(CALIB_BATCHES_HELP, CALIBRATION["batches"]))
+    return option_with_default(CALIB_BATCHES_HELP, CALIBRATION["batches"])
 
 
 def calibration_settings(

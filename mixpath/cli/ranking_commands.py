@@ -10,21 +10,25 @@ import typer
 from mixpath.checks import check_seed
 from mixpath.cli import Command, app
 from mixpath.cli.options import (
-    DATA_DIR_HELP,
     DATA_HELP,
-    DEVICE_HELP,
-    RUN_ALIAS_HELP,
+    LR_HELP,
     TRAIN,
+    benchmark_file_option,
     calib_batches_option,
     calib_size_option,
     calibrate_option,
     calibration_settings,
+    data_dir_option,
+    device_option,
     image_size_option,
+    option_with_default,
+    run_alias_option,
+    run_argument,
     run_folder,
     skip_bad_images_option,
     space_file_option,
+    space_option,
     space_to_use,
-    with_default,
     workers_option,
 )
 from mixpath.errors import MixPathError
@@ -33,31 +37,28 @@ from mixpath.errors import MixPathError
 @app.command(cls=Command)
 def groundtruth(
     out: Path = typer.Option(..., help="CSV to append one line per finished architecture to (resumable)."),
-    space: str = typer.Option(None, help=with_default("Search space (see `mixpath spaces`).", "fmnist-s1")),
+    space: str = space_option("fmnist-s1"),
     space_file: Path = space_file_option(),
     data: str = typer.Option("fashion-mnist", help=DATA_HELP),
-    data_dir: str = typer.Option(None, help=DATA_DIR_HELP),
+    data_dir: str = data_dir_option(),
     archs: int = typer.Option(30, help="Architectures, stratified over mean path count and FLOPs."),
-    m: int = typer.Option(None, help=with_default("Most paths per layer of the sampled architectures.", "the space's")),
+    m: int = option_with_default("Most paths per layer of the sampled architectures.", "the space's"),
     epochs: int = typer.Option(3, help="Training epochs per architecture (fixed recipe: SGD + cosine)."),
     batch_size: int = typer.Option(96, help="Images per optimizer step."),
-    lr: float = typer.Option(0.05, help="Peak learning rate of SGD (cosine schedule to 0)."),
+    lr: float = typer.Option(0.05, help=LR_HELP),
     seed: int = typer.Option(0, help="Training seed (initialisation, batch order, augmentation)."),
     sample_seed: int = typer.Option(0, help="Seed of the architecture sample."),
     split_seed: int = typer.Option(0, help="Seed of the train/validation split: use the supernet run's seed."),
     val_size: float = typer.Option(0.1, help="Validation split: a fraction (< 1) or a count of images."),
-    train_subset: int = typer.Option(
-        None, help=with_default("Train on only this many training images, as the supernet did.", "all")
-    ),
+    train_subset: int = option_with_default("Train on only this many training images, as the supernet did.", "all"),
     image_size: int = image_size_option(),
     workers: int = workers_option(),
     skip_bad_images: bool = skip_bad_images_option(),
-    benchmark: str = typer.Option(
-        None,
-        help=with_default("Look the accuracies up in a benchmark table instead: nb201 or nb101.", "none"),
+    benchmark: str = option_with_default(
+        "Look the accuracies up in a benchmark table instead: nb201 or nb101.", "none"
     ),
-    benchmark_file: Path = typer.Option(None, help=with_default("nb101: path of nasbench_only108.tfrecord.", "none")),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
+    benchmark_file: Path = benchmark_file_option(),
+    device: str = device_option(),
 ) -> None:
     """Stand-alone ground truth: train N stratified architectures from scratch (or look them up in a table)."""
     from mixpath.data import load_data
@@ -97,7 +98,7 @@ def groundtruth(
 
 @app.command(cls=Command)
 def rank(
-    run: Path = typer.Argument(None, metavar="RUN", help="A trained run folder."),
+    run: Path = run_argument(),
     ground_truth: Path = typer.Option(..., help="Ground-truth CSV from `mixpath groundtruth`."),
     calibrate: str = calibrate_option(),
     calib_size: int = calib_size_option(),
@@ -105,8 +106,8 @@ def rank(
     target: str = typer.Option("test", help="Ground-truth accuracy ranked against: test or val."),
     resamples: int = typer.Option(2000, help="Bootstrap resamples for the 95% intervals."),
     seed: int = typer.Option(0, help="Bootstrap seed."),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
-    run_alias: Path = typer.Option(None, "--run", help=RUN_ALIAS_HELP),
+    device: str = device_option(),
+    run_alias: Path = run_alias_option(),
 ) -> None:
     """Kendall tau, Spearman rho and top-k precision of the supernet's ranking, beside FLOPs and params."""
     from mixpath.device import resolve_device
@@ -146,23 +147,21 @@ def rank(
 
 @app.command(cls=Command)
 def report(
-    run: Path = typer.Argument(
-        None, metavar="RUN", help="A run folder (the feature analysis needs a multi-path mbconv supernet)."
-    ),
+    run: Path = run_argument("A run folder (the feature analysis needs a multi-path mbconv supernet)."),
     html: bool = typer.Option(
         False,
         "--html",
         help="Only write RUN/report.html, one self-contained page of everything the run holds, in seconds "
         "(it shows a feature analysis run before, but does not run it).",
     ),
-    out: Path = typer.Option(None, help=with_default("Output folder of the feature analysis.", "RUN/report")),
+    out: Path = option_with_default("Output folder of the feature analysis.", "RUN/report"),
     images: int = typer.Option(256, help="Validation images for the path similarity matrices."),
     archs: int = typer.Option(50, help="Random architectures per path limit m for the one-shot histograms."),
     calibrate: str = calibrate_option(),
     calib_size: int = calib_size_option(),
     seed: int = typer.Option(0, help="Seed of the images and architectures drawn."),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
-    run_alias: Path = typer.Option(None, "--run", help=RUN_ALIAS_HELP),
+    device: str = device_option(),
+    run_alias: Path = run_alias_option(),
 ) -> None:
     """Feature analysis: path similarity, Shadow BN statistics, one-shot accuracy per m (JSON + PNG);
     with --html, the run's page instead. RUN is locked while it runs, and so is the output folder: --out may

@@ -10,23 +10,29 @@ import typer
 from mixpath.checks import check_seed
 from mixpath.cli import Command, app
 from mixpath.cli.options import (
-    DATA_DIR_HELP,
-    DATA_HELP,
-    DEVICE_HELP,
-    JSON_HELP,
     RECIPE,
-    RUN_ALIAS_HELP,
     TRAIN,
+    benchmark_file_option,
     calib_batches_option,
     calib_size_option,
     calibrate_option,
     calibration_settings,
+    data_dir_option,
+    data_option,
+    device_option,
     given,
     image_size_option,
+    json_option,
+    lr_option,
+    option_with_default,
+    run_alias_option,
+    run_argument,
     run_folder,
     skip_bad_images_option,
     space_file_option,
+    space_option,
     space_to_use,
+    train_subset_option,
     with_default,
     workers_option,
 )
@@ -69,13 +75,13 @@ def _constraints(max_flops: float | None, max_params: float | None, max_latency:
 
 @app.command(cls=Command)
 def evaluate(
-    run: Path = typer.Argument(None, metavar="RUN", help="A trained run folder."),
+    run: Path = run_argument(),
     arch: str = typer.Option(..., help="Architecture string (or JSON) to score."),
     calibrate: str = calibrate_option(),
     calib_size: int = calib_size_option(),
     calib_batches: int = calib_batches_option(),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
-    run_alias: Path = typer.Option(None, "--run", help=RUN_ALIAS_HELP),
+    device: str = device_option(),
+    run_alias: Path = run_alias_option(),
 ) -> None:
     """Score one architecture with inherited weights: validation accuracy (%), loss, FLOPs (M multiply-adds),
     params (M)."""
@@ -87,55 +93,43 @@ def evaluate(
 
 @app.command(cls=Command)
 def search(
-    run: Path | None = typer.Argument(None, metavar="RUN", help="A trained run folder (omit it with --benchmark)."),
+    run: Path | None = run_argument("A trained run folder (omit it with --benchmark)."),
     algo: str = typer.Option(
         "nsga2",
         help="Search algorithm: nsga2, evolution, random, or fbnet (the derived architecture of a run trained with "
         "--strategy fbnet, then samples of its learned distribution).",
     ),
-    objectives: str = typer.Option(
-        None, help=with_default("Comma-separated subset of accuracy,flops,params,latency.", SEARCH["objectives"])
+    objectives: str = option_with_default(
+        "Comma-separated subset of accuracy,flops,params,latency.", SEARCH["objectives"]
     ),
-    budget: int = typer.Option(
-        None, help=with_default("Architectures to evaluate (the search's cost; may grow on resume).", SEARCH["budget"])
+    budget: int = option_with_default(
+        "Architectures to evaluate (the search's cost; may grow on resume).", SEARCH["budget"]
     ),
-    population: int = typer.Option(
-        None, help=with_default("Architectures per generation (nsga2, evolution).", SEARCH["population"])
+    population: int = option_with_default("Architectures per generation (nsga2, evolution).", SEARCH["population"]),
+    max_flops: float = option_with_default("Constraint: at most this many M multiply-adds.", "none"),
+    max_params: float = option_with_default("Constraint: at most this many M parameters.", "none"),
+    max_latency: float = option_with_default(
+        "Constraint: at most this many ms per image (measured lookup table).", "none"
     ),
-    max_flops: float = typer.Option(None, help=with_default("Constraint: at most this many M multiply-adds.", "none")),
-    max_params: float = typer.Option(None, help=with_default("Constraint: at most this many M parameters.", "none")),
-    max_latency: float = typer.Option(
-        None,
-        help=with_default("Constraint: at most this many ms per image (measured lookup table).", "none"),
+    seed: int = option_with_default("Seed of the search's random draws.", SEARCH["seed"]),
+    weights: str = option_with_default(
+        "nsga2: MoGA's preference weights in the crowding distance, e.g. accuracy=1,latency=0.5,params=0.2 "
+        "(objectives not named weigh 1).",
+        "none: NSGA-II's equal weights",
     ),
-    seed: int = typer.Option(None, help=with_default("Seed of the search's random draws.", SEARCH["seed"])),
-    weights: str = typer.Option(
-        None,
-        help=with_default(
-            "nsga2: MoGA's preference weights in the crowding distance, e.g. accuracy=1,latency=0.5,params=0.2 "
-            "(objectives not named weigh 1).",
-            "none: NSGA-II's equal weights",
-        ),
-    ),
-    maximise: str = typer.Option(
-        None,
-        help=with_default("Comma-separated cost objectives to maximise (MoGA maximises params).", "none"),
-    ),
+    maximise: str = option_with_default("Comma-separated cost objectives to maximise (MoGA maximises params).", "none"),
     calibrate: str = calibrate_option(),
     calib_size: int = calib_size_option(),
     calib_batches: int = calib_batches_option(),
-    benchmark: str = typer.Option(
-        None,
-        help=with_default("Search a benchmark table instead of a supernet: nb201 or nb101.", "none"),
-    ),
-    benchmark_file: Path = typer.Option(None, help=with_default("nb101: path of nasbench_only108.tfrecord.", "none")),
-    out: Path = typer.Option(None, help=with_default("Results folder.", "RUN/search-ALGO, or runs/BENCH-ALGO-sSEED")),
+    benchmark: str = option_with_default("Search a benchmark table instead of a supernet: nb201 or nb101.", "none"),
+    benchmark_file: Path = benchmark_file_option(),
+    out: Path = option_with_default("Results folder.", "RUN/search-ALGO, or runs/BENCH-ALGO-sSEED"),
     resume: bool = typer.Option(
         False, "--resume", help="Continue the search saved in the results folder (options given must match it)."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier search's results in the folder."),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
-    run_alias: Path = typer.Option(None, "--run", help=RUN_ALIAS_HELP),
+    device: str = device_option(),
+    run_alias: Path = run_alias_option(),
 ) -> None:
     """Search for architectures: every evaluated one, the Pareto front and a plot go to the results folder."""
     import dataclasses
@@ -222,20 +216,14 @@ def search(
 
 @app.command(cls=Command)
 def export(
-    run: Path = typer.Argument(None, metavar="RUN", help="A trained run folder."),
-    arch: str = typer.Option(
-        None,
-        help=with_default(
-            "Architecture to export with the supernet's weights.",
-            "the pipeline's found architecture retrained from scratch, RUN/retrain/found, when there is one; "
-            "else the most accurate of the front in RUN/search-ALGO",
-        ),
+    run: Path = run_argument(),
+    arch: str = option_with_default(
+        "Architecture to export with the supernet's weights.",
+        "the pipeline's found architecture retrained from scratch, RUN/retrain/found, when there is one; "
+        "else the most accurate of the front in RUN/search-ALGO",
     ),
-    algo: str = typer.Option(
-        None,
-        help=with_default("Without --arch: whose front, when RUN holds several searches.", "the only one"),
-    ),
-    out: Path = typer.Option(None, help=with_default("Folder for model.pt and model.json.", "RUN/export")),
+    algo: str = option_with_default("Without --arch: whose front, when RUN holds several searches.", "the only one"),
+    out: Path = option_with_default("Folder for model.pt and model.json.", "RUN/export"),
     program: bool = typer.Option(
         False, "--program", help="Also write model.pt2 (torch.export; raw pixels in [0, 1], plain PyTorch)."
     ),
@@ -244,8 +232,8 @@ def export(
     ),
     calibrate: str = calibrate_option(" Supernet weights only."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export in the folder."),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
-    run_alias: Path = typer.Option(None, "--run", help=RUN_ALIAS_HELP),
+    device: str = device_option(),
+    run_alias: Path = run_alias_option(),
 ) -> None:
     """Write a stand-alone model, its preprocessing and metrics in model.json: the pipeline's retrained model
     when RUN has one and no --arch is given, else an architecture with the supernet's weights (BN calibrated).
@@ -291,35 +279,27 @@ def export(
 
 @app.command(cls=Command)
 def retrain(
-    run: Path | None = typer.Argument(
-        None,
-        metavar="RUN",
-        help="A searched run folder: retrain every architecture of its search front into RUN/retrain/<n>-<digest>/, "
-        "one after another, then write RUN/retrain/table.csv and table.json; run it again to resume. Or --arch.",
+    run: Path | None = run_argument(
+        "A searched run folder: retrain every architecture of its search front into RUN/retrain/<n>-<digest>/, "
+        "one after another, then write RUN/retrain/table.csv and table.json; run it again to resume. Or --arch."
     ),
-    arch: str = typer.Option(
-        None, help=with_default("Architecture string to train from scratch, instead of RUN.", "none")
-    ),
-    algo: str = typer.Option(
-        None, help=with_default("With RUN: whose front, when RUN holds several searches.", "the only one")
-    ),
-    space: str = typer.Option(None, help=with_default("Search space of --arch (RUN: the run's).", "fmnist-s1")),
+    arch: str = option_with_default("Architecture string to train from scratch, instead of RUN.", "none"),
+    algo: str = option_with_default("With RUN: whose front, when RUN holds several searches.", "the only one"),
+    space: str = option_with_default("Search space of --arch (RUN: the run's).", "fmnist-s1"),
     space_file: Path = space_file_option(),
-    data: str = typer.Option(None, help=with_default(DATA_HELP, "fashion-mnist; with RUN the run's")),
-    data_dir: str = typer.Option(None, help=DATA_DIR_HELP),
-    epochs: int = typer.Option(None, help=with_default("Training epochs.", RECIPE["epochs"])),
-    batch_size: int = typer.Option(None, help=with_default("Images per optimizer step.", RECIPE["batch_size"])),
-    lr: float = typer.Option(
-        None, help=with_default("Peak learning rate of SGD (cosine schedule to 0).", RECIPE["lr"])
-    ),
+    data: str = data_option("fashion-mnist; with RUN the run's"),
+    data_dir: str = data_dir_option(),
+    epochs: int = option_with_default("Training epochs.", RECIPE["epochs"]),
+    batch_size: int = option_with_default("Images per optimizer step.", RECIPE["batch_size"]),
+    lr: float = lr_option(RECIPE["lr"]),
     seed: int = typer.Option(0, help="Seed of initialisation, data order, augmentation and the validation split."),
-    train_subset: int = typer.Option(None, help=with_default("Train on only this many training images.", "all")),
+    train_subset: int = train_subset_option(),
     image_size: int = image_size_option("the space's input size; with RUN the run's"),
     workers: int = workers_option(),
     skip_bad_images: bool = skip_bad_images_option(),
-    out: Path = typer.Option(None, help=with_default("Results folder.", "runs/retrain; with RUN, RUN/retrain")),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
-    run_alias: Path = typer.Option(None, "--run", "--from-front", help=RUN_ALIAS_HELP),
+    out: Path = option_with_default("Results folder.", "runs/retrain; with RUN, RUN/retrain"),
+    device: str = device_option(),
+    run_alias: Path = run_alias_option("--from-front"),
 ) -> None:
     """Train architectures from scratch with a standard recipe; each folder gets result.json, metrics.csv,
     curves.png and model.pt. A killed run continues when the same command is given again."""
@@ -379,48 +359,34 @@ def retrain(
     typer.echo("wrote " + ", ".join(str(path) for path in written))
 
 
+def _scale_option(text: str, field: str, note: str = "") -> Any:
+    """A ``pipeline`` option whose default is the ``Scale``'s ``field``: ``FULL``'s, ``QUICK``'s with --quick (a
+    subset of None: all images); ``note`` is added to the default shown."""
+    full, quick = getattr(FULL, field), getattr(QUICK, field)
+    return option_with_default(text, f"{'all' if full is None else full}; quick: {quick}{note}")
+
+
 @app.command(cls=Command)
 def pipeline(
-    run: Path | None = typer.Argument(
-        None, metavar="RUN", help=with_default("Run folder for every stage.", "runs/demo")
-    ),
-    space: str = typer.Option(None, help=with_default("Search space (see `mixpath spaces`).", TRAIN["space"])),
+    run: Path | None = run_argument(with_default("Run folder for every stage.", "runs/demo")),
+    space: str = space_option(TRAIN["space"]),
     space_file: Path = space_file_option(),
-    data: str = typer.Option(None, help=with_default(DATA_HELP, TRAIN["data"])),
-    data_dir: str = typer.Option(None, help=DATA_DIR_HELP),
+    data: str = data_option(TRAIN["data"]),
+    data_dir: str = data_dir_option(),
     image_size: int = image_size_option(),
     workers: int = workers_option(),
     skip_bad_images: bool = skip_bad_images_option(),
-    epochs: int = typer.Option(
-        None, help=with_default("Supernet epochs.", f"{FULL.epochs}; quick: {QUICK.epochs}; 30: the recipe that ranks")
+    epochs: int = _scale_option("Supernet epochs.", "epochs", "; 30: the recipe that ranks"),
+    m: int = option_with_default("Most paths per layer of the supernet.", TRAIN["m"]),
+    train_subset: int = _scale_option("Train the supernet on only this many images.", "train_subset"),
+    budget: int = _scale_option("Architectures the search scores.", "budget"),
+    population: int = _scale_option("Architectures per search generation.", "population"),
+    max_flops: float = option_with_default(
+        "FLOPs budget in M multiply-adds for the search and every baseline.",
+        "the median FLOPs of architectures sampled from the space, printed at the start",
     ),
-    m: int = typer.Option(None, help=with_default("Most paths per layer of the supernet.", TRAIN["m"])),
-    train_subset: int = typer.Option(
-        None, help=with_default("Train the supernet on only this many images.", f"all; quick: {QUICK.train_subset}")
-    ),
-    budget: int = typer.Option(
-        None,
-        help=with_default("Architectures the search scores.", f"{FULL.budget}; quick: {QUICK.budget}"),
-    ),
-    population: int = typer.Option(
-        None,
-        help=with_default("Architectures per search generation.", f"{FULL.population}; quick: {QUICK.population}"),
-    ),
-    max_flops: float = typer.Option(
-        None,
-        help=with_default(
-            "FLOPs budget in M multiply-adds for the search and every baseline.",
-            "the median FLOPs of architectures sampled from the space, printed at the start",
-        ),
-    ),
-    retrain_epochs: int = typer.Option(
-        None,
-        help=with_default("Epochs of every retraining.", f"{FULL.retrain_epochs}; quick: {QUICK.retrain_epochs}"),
-    ),
-    retrain_subset: int = typer.Option(
-        None,
-        help=with_default("Retrain on only this many images.", f"all; quick: {QUICK.retrain_subset}"),
-    ),
+    retrain_epochs: int = _scale_option("Epochs of every retraining.", "retrain_epochs"),
+    retrain_subset: int = _scale_option("Retrain on only this many images.", "retrain_subset"),
     quick: bool = typer.Option(
         False,
         "--quick",
@@ -435,13 +401,13 @@ def pipeline(
         help="Search the supernet even when its sampled subnets end within a few points of chance accuracy "
         "(else the pipeline stops there with exit status 2 and says what to change).",
     ),
-    seed: int = typer.Option(
-        None, help=with_default("Seed of every stage (training, split, search, baselines, retraining).", TRAIN["seed"])
+    seed: int = option_with_default(
+        "Seed of every stage (training, split, search, baselines, retraining).", TRAIN["seed"]
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed pipeline in RUN."),
-    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
-    run_alias: Path = typer.Option(None, "--run", help=RUN_ALIAS_HELP),
+    json_output: bool = json_option(),
+    device: str = device_option(),
+    run_alias: Path = run_alias_option(),
 ) -> None:
     """The whole job: train a supernet, search it with NSGA-II (accuracy vs FLOPs) under a FLOPs budget, then
     retrain the found architecture and three baselines of equal cost from scratch and compare them on the

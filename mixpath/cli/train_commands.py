@@ -9,18 +9,23 @@ import typer
 
 from mixpath.cli import Command, app
 from mixpath.cli.options import (
-    DATA_DIR_HELP,
-    DATA_HELP,
-    DEVICE_HELP,
-    JSON_HELP,
-    RUN_ALIAS_HELP,
     TRAIN,
+    data_dir_option,
+    data_option,
+    device_option,
     given,
     image_size_option,
+    json_option,
+    lr_option,
+    option_with_default,
+    run_alias_option,
+    run_argument,
     run_folder,
     skip_bad_images_option,
     space_file_option,
+    space_option,
     space_to_use,
+    train_subset_option,
     with_default,
     workers_option,
 )
@@ -50,99 +55,74 @@ def spaces(
 
 @app.command(cls=Command)
 def train(
-    run: Path | None = typer.Argument(
-        None, metavar="RUN", help=with_default("Run folder to write.", "runs/SPACE-STRATEGY-mM-POLICY-sSEED")
-    ),
-    space: str = typer.Option(None, help=with_default("Search space (see `mixpath spaces`).", TRAIN["space"])),
+    run: Path | None = run_argument(with_default("Run folder to write.", "runs/SPACE-STRATEGY-mM-POLICY-sSEED")),
+    space: str = space_option(TRAIN["space"]),
     space_file: Path = space_file_option(),
-    data: str = typer.Option(None, help=with_default(DATA_HELP, TRAIN["data"])),
-    data_dir: str = typer.Option(None, help=DATA_DIR_HELP),
-    strategy: str = typer.Option(
-        None,
-        help=with_default(
-            "Training strategy: mixpath, spos, fairnas, or fbnet (differentiable: learns architecture weights).",
-            TRAIN["strategy"],
-        ),
+    data: str = data_option(TRAIN["data"]),
+    data_dir: str = data_dir_option(),
+    strategy: str = option_with_default(
+        "Training strategy: mixpath, spos, fairnas, or fbnet (differentiable: learns architecture weights).",
+        TRAIN["strategy"],
     ),
-    m: int = typer.Option(
-        None, help=with_default("Most paths per layer.", f"{TRAIN['m']} for mixpath, 1 for spos and fairnas")
+    m: int = option_with_default("Most paths per layer.", f"{TRAIN['m']} for mixpath, 1 for spos and fairnas"),
+    bn_policy: str = option_with_default(
+        "BN after summed paths: shadow, shared, exponential or scaled.", TRAIN["bn_policy"]
     ),
-    bn_policy: str = typer.Option(
-        None, help=with_default("BN after summed paths: shadow, shared, exponential or scaled.", TRAIN["bn_policy"])
+    epochs: int = option_with_default("Passes over the training split.", TRAIN["epochs"]),
+    batch_size: int = option_with_default("Images per optimizer step, over all processes.", TRAIN["batch_size"]),
+    lr: float = lr_option(TRAIN["lr"]),
+    warmup_epochs: float = option_with_default(
+        "Linear learning-rate warm-up, in epochs (fractions allowed).", TRAIN["warmup_epochs"]
     ),
-    epochs: int = typer.Option(None, help=with_default("Passes over the training split.", TRAIN["epochs"])),
-    batch_size: int = typer.Option(
-        None, help=with_default("Images per optimizer step, over all processes.", TRAIN["batch_size"])
+    weight_decay: float = option_with_default("L2 weight decay of the trained paths, per step.", TRAIN["weight_decay"]),
+    grad_clip: float = option_with_default("Clip the gradient's L2 norm to this (0: no clipping).", TRAIN["grad_clip"]),
+    label_smoothing: float = option_with_default(
+        "Label smoothing of the cross-entropy, 0 to 1.", TRAIN["label_smoothing"]
     ),
-    lr: float = typer.Option(None, help=with_default("Peak learning rate of SGD (cosine schedule to 0).", TRAIN["lr"])),
-    warmup_epochs: float = typer.Option(
-        None, help=with_default("Linear learning-rate warm-up, in epochs (fractions allowed).", TRAIN["warmup_epochs"])
+    seed: int = option_with_default(
+        "Seed of initialisation, data order, augmentation, paths and split.", TRAIN["seed"]
     ),
-    weight_decay: float = typer.Option(
-        None, help=with_default("L2 weight decay of the trained paths, per step.", TRAIN["weight_decay"])
+    train_subset: int = train_subset_option(),
+    checkpoint_every: int = option_with_default(
+        "Also checkpoint every N steps (0: at epoch ends only).", TRAIN["checkpoint_every"]
     ),
-    grad_clip: float = typer.Option(
-        None, help=with_default("Clip the gradient's L2 norm to this (0: no clipping).", TRAIN["grad_clip"])
+    amp: str = option_with_default("Mixed precision: off, bf16 or fp16 (fp16 needs CUDA).", TRAIN["amp"]),
+    micro_batches: int = option_with_default(
+        "Split each process's batch into this many BN batches.", TRAIN["micro_batches"]
     ),
-    label_smoothing: float = typer.Option(
-        None, help=with_default("Label smoothing of the cross-entropy, 0 to 1.", TRAIN["label_smoothing"])
+    val_size: float = option_with_default(
+        "Validation split: a fraction (< 1) or a count of training images.", TRAIN["val_size"]
     ),
-    seed: int = typer.Option(
-        None, help=with_default("Seed of initialisation, data order, augmentation, paths and split.", TRAIN["seed"])
+    held_out: float = option_with_default(
+        "fbnet and --shrink-at: fraction of the training split held out for architecture steps / op scores.",
+        TRAIN["held_out"],
     ),
-    train_subset: int = typer.Option(None, help=with_default("Train on only this many training images.", "all")),
-    checkpoint_every: int = typer.Option(
-        None, help=with_default("Also checkpoint every N steps (0: at epoch ends only).", TRAIN["checkpoint_every"])
+    arch_lr: float = option_with_default("fbnet: Adam's rate for the architecture parameters.", TRAIN["arch_lr"]),
+    temperature: float = option_with_default(
+        "fbnet: Gumbel-softmax temperature of the first epoch.", TRAIN["temperature"]
     ),
-    amp: str = typer.Option(
-        None, help=with_default("Mixed precision: off, bf16 or fp16 (fp16 needs CUDA).", TRAIN["amp"])
+    temperature_decay: float = option_with_default(
+        "fbnet: the temperature's factor per epoch.", TRAIN["temperature_decay"]
     ),
-    micro_batches: int = typer.Option(
-        None, help=with_default("Split each process's batch into this many BN batches.", TRAIN["micro_batches"])
+    latency_table: str = option_with_default("fbnet: latency table JSON of the space for LAT (else FLOPs).", "FLOPs"),
+    cost_alpha: float = option_with_default("fbnet: alpha of CE * alpha * log(LAT) ** beta.", TRAIN["cost_alpha"]),
+    cost_beta: float = option_with_default("fbnet: beta of the same loss.", TRAIN["cost_beta"]),
+    shrink_at: str = option_with_default(
+        "BS-NAS: fractions of the run at which layers drop their worst ops, e.g. 0.25,0.5.", "none"
     ),
-    val_size: float = typer.Option(
-        None, help=with_default("Validation split: a fraction (< 1) or a count of training images.", TRAIN["val_size"])
+    shrink_drop: int = option_with_default(
+        "BS-NAS: ops each layer drops at each --shrink-at point.", TRAIN["shrink_drop"]
     ),
-    held_out: float = typer.Option(
-        None,
-        help=with_default(
-            "fbnet and --shrink-at: fraction of the training split held out for architecture steps / op scores.",
-            TRAIN["held_out"],
-        ),
-    ),
-    arch_lr: float = typer.Option(
-        None, help=with_default("fbnet: Adam's rate for the architecture parameters.", TRAIN["arch_lr"])
-    ),
-    temperature: float = typer.Option(
-        None, help=with_default("fbnet: Gumbel-softmax temperature of the first epoch.", TRAIN["temperature"])
-    ),
-    temperature_decay: float = typer.Option(
-        None, help=with_default("fbnet: the temperature's factor per epoch.", TRAIN["temperature_decay"])
-    ),
-    latency_table: str = typer.Option(
-        None, help=with_default("fbnet: latency table JSON of the space for LAT (else FLOPs).", "FLOPs")
-    ),
-    cost_alpha: float = typer.Option(
-        None, help=with_default("fbnet: alpha of CE * alpha * log(LAT) ** beta.", TRAIN["cost_alpha"])
-    ),
-    cost_beta: float = typer.Option(None, help=with_default("fbnet: beta of the same loss.", TRAIN["cost_beta"])),
-    shrink_at: str = typer.Option(
-        None,
-        help=with_default("BS-NAS: fractions of the run at which layers drop their worst ops, e.g. 0.25,0.5.", "none"),
-    ),
-    shrink_drop: int = typer.Option(
-        None, help=with_default("BS-NAS: ops each layer drops at each --shrink-at point.", TRAIN["shrink_drop"])
-    ),
-    shrink_archs: int = typer.Option(
-        None, help=with_default("BS-NAS: single-path architectures scored per point.", TRAIN["shrink_archs"])
+    shrink_archs: int = option_with_default(
+        "BS-NAS: single-path architectures scored per point.", TRAIN["shrink_archs"]
     ),
     image_size: int = image_size_option(),
     workers: int = workers_option(),
     skip_bad_images: bool = skip_bad_images_option(),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
+    device: str = device_option(),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in RUN with its saved settings."),
-    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
-    run_alias: Path = typer.Option(None, "--run", help=RUN_ALIAS_HELP),
+    json_output: bool = json_option(),
+    run_alias: Path = run_alias_option(),
 ) -> None:
     """Train a one-shot supernet; warns when its sampled subnets end near chance accuracy."""
     from mixpath import distributed
