@@ -65,17 +65,6 @@ def run_dir(trained_tiny_run, tmp_path) -> Path:
     return Path(shutil.copytree(trained_tiny_run, tmp_path / "run"))
 
 
-def pytest_collection_modifyitems(config, items):
-    """The full fuzz set (marker ``fuzz``) runs only when ``-m`` names it (``python3 -m pytest -m fuzz``); every
-    other run, the default one included, takes the fast share of the cases that the fuzz tests also hold."""
-    if "fuzz" in (config.getoption("-m") or ""):
-        return
-    kept = [item for item in items if item.get_closest_marker("fuzz") is None]
-    if len(kept) < len(items):
-        config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("fuzz") is not None])
-        items[:] = kept
-
-
 @pytest.fixture(scope="session")
 def fuzz_pristine(tmp_path_factory):
     """The fuzz suite's workspace as built (``fuzzing.build_workspace``), shared by its modules."""

@@ -36,8 +36,6 @@ input was accepted (exit 0), a file that existed changed (or a new one appeared)
 ``error:`` line with exit status 2."""
 TALLY: Counter[str] = Counter()
 """``inputs`` and one count per problem, over every fuzz case run in this pytest session."""
-FAST_SHARE = 40
-"""The default test run takes every FAST_SHARE-th case of each generator; ``-m fuzz`` takes them all."""
 
 
 @dataclass
@@ -142,12 +140,11 @@ def describe(found: Sequence[str], outcome: Outcome, changed: str = "") -> str:
     return f"{', '.join(found)} (status {outcome.status}): {detail} {changed}"
 
 
-def split(cases: Sequence[tuple[str, object]]) -> tuple[list, list]:
-    """(the fast share, all) of ``(id, case)`` pairs, as pytest params."""
+def params(cases: Sequence[tuple[str, object]]) -> list:
+    """``(id, case)`` pairs as pytest params."""
     import pytest
 
-    every = [pytest.param(case, id=name) for name, case in cases]
-    return every[::FAST_SHARE], every
+    return [pytest.param(case, id=name) for name, case in cases]
 
 
 def build_workspace(root: Path) -> Path:

@@ -1,6 +1,6 @@
 """Fuzz: every generated bad command line is refused with one ``error:`` line and exit status 2, no traceback,
-no usage box, and no file of the workspace changed (``tests/fuzzing.py`` makes the cases). The default run
-takes a share of them; ``python3 -m pytest -m fuzz`` takes all and prints the counts."""
+no usage box, and no file of the workspace changed (``tests/fuzzing.py`` makes the cases). Every case runs in
+the default test run (so in CI); ``python3 -m pytest -m fuzz`` runs the fuzz suite alone. Both print the counts."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import fuzzing
 import pytest
 
-FAST, EVERY = fuzzing.split(fuzzing.cli_cases())
+EVERY = fuzzing.params(fuzzing.cli_cases())
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +37,6 @@ def _places(root: Path) -> dict[str, Path]:
 def _check(args, workspace, pristine):
     found, outcome = fuzzing.check(fuzzing.fill(args, _places(workspace)), workspace, pristine)
     assert not found, fuzzing.describe(found, outcome)
-
-
-@pytest.mark.parametrize("args", FAST)
-def test_a_bad_command_line_is_refused_in_one_line(args, workspace, pristine):
-    _check(args, workspace, pristine)
 
 
 @pytest.mark.fuzz
