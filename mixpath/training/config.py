@@ -55,8 +55,10 @@ class TrainConfig(Recipe):
     image_size: int | None = None
     """``data="imagefolder"`` only: train on square images of this many pixels a side (None: the space's input
     size); a space that takes any size is then sized for it (its FLOPs follow)."""
-    workers: int = 2
-    """``data="imagefolder"`` only: DataLoader processes decoding images (0: in the training process)."""
+    workers: int = 0
+    """``data="imagefolder"`` only: DataLoader processes decoding images (0: in the training process). 0 by
+    default because on a CPU the training step is the bottleneck and worker processes only take its cores
+    (README, bench_loader); a GPU's step outruns one core's decoding, so there give each process workers."""
     skip_bad_images: bool = False
     """``data="imagefolder"`` only: replace an unreadable image by the next readable one (logged, counted)
     instead of stopping with an error naming it."""
