@@ -52,8 +52,9 @@ def rss_mb() -> float:
 
 
 def peak_rss_mb() -> float:
-    """Maximum resident memory of this process so far, in MiB (Linux reports kiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Maximum resident memory of this process so far, in MiB (Linux reports kiB). At least the current
+    resident memory: the kernel updates the high-water mark lazily, so it can read a little below statm."""
+    return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, rss_mb())
 
 
 def architectures(space_name: str, m: int, seed: int, count: int) -> list[Architecture]:

@@ -78,6 +78,7 @@ class Study:
         self.runs = root / "runs" / self.name
         self.space = get_space(self.p["space"]["name"])
         self._data = None
+        self._archs: list[str] | None = None
 
     def data(self):
         if self._data is None:
@@ -86,9 +87,12 @@ class Study:
         return self._data
 
     def archs(self) -> list[str]:
-        g = self.p["ground_truth"]
-        picked = stratified_sample(self.space, g["archs"], self.p["space"]["m"], g["sample_seed"])
-        return [self.space.format(a) for a in picked]
+        """The ground-truth architectures in the sampler's order (drawn once: the draw costs FLOPs counts)."""
+        if self._archs is None:
+            g = self.p["ground_truth"]
+            picked = stratified_sample(self.space, g["archs"], self.p["space"]["m"], g["sample_seed"])
+            self._archs = [self.space.format(a) for a in picked]
+        return list(self._archs)
 
     def first_chunk(self) -> list[str]:
         return self.archs()[0::4]
