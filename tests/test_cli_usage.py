@@ -207,6 +207,8 @@ def test_pipeline_prints_aligned_lines_or_json(monkeypatch):
 def test_version_is_the_installed_packages():
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0 and result.stdout == f"mixpath {metadata.version('mixpath')}\n"
+    module = subprocess.run([sys.executable, "-m", "mixpath", "--version"], capture_output=True, text=True)
+    assert module.returncode == 0 and module.stdout == result.stdout  # python3 -m mixpath: the same command
 
 
 STARTUP = """
