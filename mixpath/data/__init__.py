@@ -1,6 +1,6 @@
 """The data every stage reads, through one batch-source interface (``mixpath.data.batches``): datasets held
 in memory as tensors (with the seeded validation split and batch augmentation), and image folders (your own
-images, ImageNet) streamed from disk by DataLoader workers. ``load_data`` opens either by name."""
+images, ImageNet) streamed from disk through a DataLoader. ``load_data`` opens either by name."""
 
 from mixpath.data.augment import AugmentConfig, augment_batch
 from mixpath.data.batches import BatchSource, Data, TensorSource, iterate_batches

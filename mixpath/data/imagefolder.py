@@ -7,10 +7,10 @@ Layouts (``load_folder_dataset``; class index = sorted class folder names):
   search scores architectures on is carved out of ``train``, seeded and stratified (``val_size``);
 - ``ROOT/<class>/<image>``: a validation split and a test split of the same size are carved out of it.
 
-Images are decoded with PIL (torchvision is not needed) one at a time by the worker processes of a
-``DataLoader`` (``FolderSource``); pinned memory on CUDA. Folders of grayscale images give 1-channel inputs,
-anything else RGB (3 channels). Augmentation (the standard ImageNet recipe of the MixPath, SPOS and FairNAS
-training scripts):
+Images are decoded with PIL (torchvision is not needed) one at a time by a ``DataLoader`` (``FolderSource``):
+in the training process by default (``workers=0``), or in ``workers`` processes; pinned memory on CUDA.
+Folders of grayscale images give 1-channel inputs, anything else RGB (3 channels). Augmentation (the standard
+ImageNet recipe of the MixPath, SPOS and FairNAS training scripts):
 
 - training: random resized crop (area 8%..100% of the image, aspect ratio 3/4..4/3, 10 tries, else a
   centre crop) resized to ``image_size`` (224) with bilinear filtering, and a horizontal flip with

@@ -21,11 +21,13 @@ class TrainConfig(Recipe):
     """The supernet's recipe and what it trains. ``batch_size`` is the number of images per optimizer step over
     all processes: each of W torchrun processes takes batch_size / W. config.json holds every field, flat.
 
-    The defaults are the recipe the fmnist-s1 ranking study chose by its protocol's rule (experiments/README.md):
+    The defaults are the recipe the fmnist-s1 ranking study chose by its protocol's rule (README.md, *Ranking
+    quality*; the protocol in experiments/protocols/):
     SGD momentum 0.9, wd 3e-4, batch 96, clip 5 as MixPath's CIFAR-10 code, but lr 0.1 after one linear
     warm-up epoch, cosine to 0, for 30 epochs: of the recipes that train within 30 minutes on 2 idle cores, the
     one whose supernet ordered architectures most like training them from scratch. MixPath's lr 0.025 without
-    warm-up ranked worse at every length measured; shorter runs ranked worse too. Measured on fmnist-s1 only:
+    warm-up ranked worse after 30 epochs (its run's snapshots at 1, 3 and 10 epochs ranked better than the
+    warm-up run's, but below that run's end); complete shorter runs ranked worse too. Measured on fmnist-s1 only:
     on other data, keep lr proportional to the batch size and give the run as many steps as you can."""
 
     epochs: int = 30

@@ -5,8 +5,8 @@ choice of the layer (op x options, e.g. ``e6:k5``; FairNAS's choices). In a forw
 the sum of all its candidates' outputs weighted by a Gumbel-softmax sample of its theta at temperature tau,
 ``w = softmax((theta + g) / tau)``, so the loss is differentiable in theta. An epoch is FBNet's two phases:
 
-1. weight steps: SGD (the run's recipe, cosine over these steps) on the training split minus a held-out part
-   (``held_out``, seeded), with w drawn and not differentiated;
+1. weight steps: SGD (the run's recipe: linear warm-up, then cosine over these steps) on the training split
+   minus a held-out part (``held_out``, seeded), with w drawn and not differentiated;
 2. architecture steps: Adam (``arch_lr``, weight decay 5e-4, FBNet's) on theta, one pass over the held-out
    part, minimising FBNet's loss ``CE(a, w) * alpha * log(LAT(a)) ** beta``.
 

@@ -23,7 +23,8 @@ which training reports as a NaN loss in one line."""
 
 @dataclass(frozen=True)
 class Recipe:
-    """SGD with momentum and a per-step cosine schedule, MixPath's CIFAR recipe scaled down in epochs.
+    """SGD with momentum and a per-step cosine schedule (the form of MixPath's CIFAR recipe). The defaults here
+    are the stand-alone retraining recipe; ``TrainConfig`` sets the supernet's own (lr 0.1 after a warm-up).
 
     Checked when built, so that a bad value is a one-line error before any training rather than a
     division by zero or a model that reports an untrained accuracy as a result.
