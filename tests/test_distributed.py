@@ -265,7 +265,7 @@ def test_mixpath_train_runs_unchanged_under_torchrun(tmp_path):
     # "--" ends torchrun's options: without it argparse takes mixpath's --run and --m for abbreviations
     # of torchrun's --run-path and --master-addr/--max-restarts and refuses them as ambiguous
     command += ["--no-python", "--", "mixpath", "train", "--run", str(run), "--space", "tiny", "--m", "2"]
-    command += ["--data", "digits", "--train-subset", "128", "--batch-size", "32", "--device", "cpu"]
+    command += ["--data", "digits", "--train-subset", "128", "--batch-size", "32", "--epochs", "1", "--device", "cpu"]
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"}
     )

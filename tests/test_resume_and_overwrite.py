@@ -17,7 +17,20 @@ from mixpath.retraining import retrain_architecture
 from mixpath.training import Recipe, TrainConfig, train_supernet
 from mixpath.training.checkpoint import load_checkpoint
 
-TINY = ["--space", "tiny", "--data", "digits", "--train-subset", "64", "--batch-size", "32", "--device", "cpu"]
+TINY = [
+    "--space",
+    "tiny",
+    "--data",
+    "digits",
+    "--train-subset",
+    "64",
+    "--batch-size",
+    "32",
+    "--epochs",
+    "1",
+    "--device",
+    "cpu",
+]
 SEARCH = ["--calib-size", "64", "--budget", "4", "--population", "2", "--device", "cpu"]
 
 
