@@ -22,7 +22,7 @@ class TrainConfig(Recipe):
     all processes: each of W torchrun processes takes batch_size / W. config.json holds every field, flat.
 
     The defaults are the recipe the fmnist-s1 ranking study chose by its protocol's rule (README.md, *Ranking
-    quality*; the protocol in experiments/protocols/):
+    quality*; the protocol in experiments/protocols/), provisionally: on the first 14 of its 48 architectures:
     SGD momentum 0.9, wd 3e-4, batch 96, clip 5 as MixPath's CIFAR-10 code, but lr 0.1 after one linear
     warm-up epoch, cosine to 0, for 30 epochs: of the recipes that train within 30 minutes on 2 idle cores, the
     one whose supernet ordered architectures most like training them from scratch. MixPath's lr 0.025 without
