@@ -43,7 +43,7 @@ from mixpath.data import load_dataset
 from mixpath.evaluation import CalibrationSettings
 from mixpath.io import append_line, write_json, write_text
 from mixpath.ranking import GroundTruthFile, build_ground_truth, stratified_sample
-from mixpath.ranking.groundtruth import GroundTruthRow
+from mixpath.ranking.groundtruth import GroundTruthRow, bin_of, mean_paths, path_bins
 from mixpath.ranking.metrics import batched_kendall_tau, estimate
 from mixpath.ranking.metrics import kendall_tau as tau_of
 from mixpath.ranking.scoring import supernet_scores
@@ -470,30 +470,20 @@ def ablation_table(study, entries, truth, choice, tau_difference, options) -> di
     return table
 
 
-PATH_BINS = ((1.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, 4.0))
-"""The sampler's bins of mean active paths per layer: exactly 1, then (1, 2], (2, 3], (3, 4]."""
-
-
-def path_bin(arch: str) -> str:
-    """The bin of ``arch``'s mean number of active kernels per layer, as "1", "(1,2]", ..."""
-    mean = sum(token.count("+") + 1 for token in arch.split("-")) / len(arch.split("-"))
-    for low, high in PATH_BINS:
-        if (low == high == mean) or low < mean <= high:
-            return "1" if low == high else f"({low:g},{high:g}]"
-    raise ValueError(f"{arch}: mean path count {mean} outside 1..4")
-
-
 def by_path_count(study: Study, entries: list[dict[str, Any]], truth: dict[str, GroundTruthRow]) -> dict[str, Any]:
     """Mean score per path-count bin, over all 48 architectures, for each snapshot and calibration, beside the
     ground truth's mean test accuracy per bin (archs with every seed): does a supernet favour a path count
     that training from scratch does not?"""
-    bins = [path_bin(a) for a in study.archs()]
-    names = list(dict.fromkeys(bins))
+    m = study.p["space"]["m"]
+    bins = path_bins(m)
+    names = ["1" if low == high else f"({low:g},{high:g}]" for low, high in bins]
+    archs = study.archs()
+    bin_names = [names[bin_of(mean_paths(study.space.parse(a, m)), bins)] for a in archs]
 
     def means(values: dict[str, float]) -> dict[str, float | None]:
         out = {}
         for name in names:
-            xs = [values[a] for a, b in zip(study.archs(), bins, strict=True) if b == name and a in values]
+            xs = [values[a] for a, b in zip(archs, bin_names, strict=True) if b == name and a in values]
             out[name] = round(sum(xs) / len(xs), 2) if xs else None
         return out
 
