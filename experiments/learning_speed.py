@@ -1,6 +1,6 @@
 """Why does a supernet learn slowly? Train accuracy over the first steps, supernets against a stand-alone net.
 
-    python experiments/learning_speed.py            # ~4 min on one core; writes results/learning_speed.{json,md}
+    python experiments/learning_speed.py            # ~9 min on one core; writes results/learning_speed.{json,md}
 
 Every variant trains from the same initialisation seed on the same batches (order and augmentation seeded
 per step), batch 96, SGD momentum 0.9, weight decay 3e-4, gradient clip 5, cosine over the run, one thread.
@@ -13,7 +13,9 @@ What differs is what is trained at each step:
 - ``mixpath``: the m=4 Shadow BN supernet with MixPath's sampler;
 - ``mixpath-zero-gamma``: the same with the BN after each residual layer's projection starting at gamma 0,
   so a layer adds nothing to its input until trained (Goyal et al. 2017's zero-init of the last BN);
-- ``mixpath-lr0.1``: the same sampler at 4x the learning rate.
+- ``mixpath-lr0.1``: the same sampler at 4x the learning rate;
+- ``mixpath-layer<i>``: MixPath's sampler in layer i only, every other layer fixed at ``A``'s choice: which
+  layers' sharing costs the most learning (between ``supernet-fixed`` and ``mixpath``).
 
 The figure is the train accuracy of the batches seen (each under the architecture trained on it), averaged
 over windows of 50 steps: how fast the weights become useful for the architectures drawn.
@@ -32,7 +34,7 @@ import torch.nn.functional as F
 
 from mixpath.data import augment_batch, load_dataset
 from mixpath.io import write_json, write_text
-from mixpath.spaces import get_space
+from mixpath.spaces import Architecture, get_space
 from mixpath.supernet import build_standalone, build_supernet
 from mixpath.training.samplers import make_sampler
 from mixpath.training.schedule import cosine_lr
@@ -40,7 +42,11 @@ from mixpath.training.seeding import derive_seed, step_rng, torch_generator
 
 ROOT = Path(__file__).resolve().parent
 ARCH_A = "e3:k7-e6:k5-e3:k9-e3:k5-e6:k5-e6:k9-e6:k3-e3:k7-e3:k5"  # the first single-path arch of the ground truth
-VARIANTS = ("standalone", "supernet-fixed", "spos", "spos-e6", "mixpath", "mixpath-zero-gamma", "mixpath-lr0.1")
+LAYERS = 9  # fmnist-s1's searchable layers
+VARIANTS = (
+    "standalone", "supernet-fixed", "spos", "spos-e6", "mixpath", "mixpath-zero-gamma", "mixpath-lr0.1",
+    *(f"mixpath-layer{i}" for i in range(LAYERS)),
+)
 WINDOW = 50
 
 
@@ -92,6 +98,9 @@ def run(variant: str, steps: int, base_lr: float = 0.025) -> dict:
             arch = sampler.step_architectures(step_rng(0, "arch", 0, step))[0]
             if variant == "spos-e6":
                 arch = with_expansion(space, arch, "6")
+            if variant.startswith("mixpath-layer"):
+                i = int(variant.removeprefix("mixpath-layer"))
+                arch = Architecture(arch_a.layers[:i] + arch.layers[i : i + 1] + arch_a.layers[i + 1 :])
         logits = forward(xb, arch)
         loss = F.cross_entropy(logits, yb)
         optimizer.zero_grad(set_to_none=True)
