@@ -44,7 +44,13 @@ ROOT = Path(__file__).resolve().parent
 ARCH_A = "e3:k7-e6:k5-e3:k9-e3:k5-e6:k5-e6:k9-e6:k3-e3:k7-e3:k5"  # the first single-path arch of the ground truth
 LAYERS = 9  # fmnist-s1's searchable layers
 VARIANTS = (
-    "standalone", "supernet-fixed", "spos", "spos-e6", "mixpath", "mixpath-zero-gamma", "mixpath-lr0.1",
+    "standalone",
+    "supernet-fixed",
+    "spos",
+    "spos-e6",
+    "mixpath",
+    "mixpath-zero-gamma",
+    "mixpath-lr0.1",
     *(f"mixpath-layer{i}" for i in range(LAYERS)),
 )
 WINDOW = 50

@@ -17,10 +17,10 @@ import argparse
 import logging
 import statistics
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
+import tomllib
 import torch
 
 from mixpath.data import load_dataset
@@ -71,8 +71,13 @@ def run(protocol: dict[str, Any]) -> None:
         for name, fields in protocol["candidates"].items():
             log.info("%s on arch%d (%s)", name, index, arch)
             retrain_architecture(
-                space, dataset, space.parse(arch, 4), Recipe(**fields), folder(name, index),
-                seed=protocol["archs"]["seed"], progress=sys.stderr.isatty(),
+                space,
+                dataset,
+                space.parse(arch, 4),
+                Recipe(**fields),
+                folder(name, index),
+                seed=protocol["archs"]["seed"],
+                progress=sys.stderr.isatty(),
             )
             table(protocol)
 
@@ -87,9 +92,10 @@ def table(protocol: dict[str, Any]) -> dict[str, Any]:
             path = folder(name, index) / RESULT_FILE
             if path.exists():
                 r = read_json(path)
-                rows.append({"candidate": name, "arch_index": index, **fields} | {
-                    k: r[k] for k in ("arch", "flops", "params", "val_acc", "test_acc", "train_seconds")
-                })
+                rows.append(
+                    {"candidate": name, "arch_index": index, **fields}
+                    | {k: r[k] for k in ("arch", "flops", "params", "val_acc", "test_acc", "train_seconds")}
+                )
     if rows:
         write_csv(out / "results.csv", rows)
     choice = choose(protocol, rows, len(archs))

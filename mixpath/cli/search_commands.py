@@ -414,10 +414,9 @@ def pipeline(
     test split; writes the table, report.html and the found architecture's retrained model."""
     import dataclasses
 
-    from mixpath.pipeline import comparison_lines, run_pipeline
+    from mixpath.pipeline import RETRAIN_RECIPE, comparison_lines, run_pipeline
     from mixpath.search import SearchConfig
     from mixpath.training import TrainConfig
-    from mixpath.training.recipe import Recipe
     from mixpath.training.trainer import CONFIG_FILE, saved_config
 
     run = run_folder(run, run_alias, required=False) or Path("runs/demo")
@@ -451,7 +450,9 @@ def pipeline(
         run,
         train_config,
         search_config,
-        Recipe(epochs=retrain_epochs if retrain_epochs is not None else scale.retrain_epochs),
+        dataclasses.replace(
+            RETRAIN_RECIPE, epochs=retrain_epochs if retrain_epochs is not None else scale.retrain_epochs
+        ),
         max_flops=max_flops,
         retrain_subset=retrain_subset if retrain_subset is not None else scale.retrain_subset,
         calibration=calibration_settings(calib_size=scale.calib_size),
