@@ -195,6 +195,8 @@ def test_quick_pipeline_command_prints_the_table_verdict_and_where_things_are(tm
     assert "verdict: " in out and "within seed noise" in out
     for path in (run_dir / "retrained.csv", run_dir / "report.html", run_dir / "export"):
         assert str(path) in out and path.exists()
+    recipe = json.loads((run_dir / "pipeline.json").read_text())["retraining"]["recipe"]
+    assert (recipe["lr"], recipe["label_smoothing"], recipe["epochs"]) == (0.1, 0.1, 1)  # the study's pick, --quick
     exported = _mixpath("export", str(run_dir), "--out", str(tmp_path / "again"))
     assert exported.returncode == 0, exported.stderr
     assert f"retrained from scratch in {run_dir / 'retrain' / 'found'}" in exported.stdout
