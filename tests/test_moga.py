@@ -16,11 +16,10 @@ from torch import nn
 from typer.testing import CliRunner
 
 from mixpath.cli import app, register_commands
-from mixpath.cli.search_commands import _weights
 from mixpath.errors import MixPathError
 from mixpath.evaluation import count_macs, count_params
 from mixpath.models import build_published, get_published
-from mixpath.search import SearchConfig, make_searcher
+from mixpath.search import SearchConfig, make_searcher, parse_weights
 from mixpath.search.nsga2 import _survival
 from mixpath.search.pareto import non_dominated, weighted_crowding
 from mixpath.search.synthetic import SyntheticEvaluator
@@ -226,6 +225,6 @@ def test_cli_weighted_search_on_a_benchmark_table(tmp_path):
     assert done.exit_code == 0, done.output
     config = json.loads((tmp_path / "w" / "history.json").read_text())["config"]
     assert config["weights"] == {"accuracy": 1.0, "flops": 0.5, "params": 0.2} and config["maximise"] == ["params"]
-    assert _weights(" accuracy=1, params=0.2 ") == {"accuracy": 1.0, "params": 0.2}
+    assert parse_weights(" accuracy=1, params=0.2 ") == {"accuracy": 1.0, "params": 0.2}
     with pytest.raises(MixPathError, match="malformed weight 'flops:0.5'"):
-        _weights("flops:0.5")
+        parse_weights("flops:0.5")

@@ -40,32 +40,11 @@ from mixpath.cli.printing import aligned, echo_json, echo_lines, metric_pairs, s
 from mixpath.errors import MixPathError
 from mixpath.pipeline_scale import FULL, QUICK
 
-OBJECTIVES = ("accuracy", "flops", "params", "latency")
 CLI_SEARCH: dict[str, Any] = {"objectives": ("accuracy", "flops"), "budget": 200, "population": 20, "seed": 0}
 """The command's search settings where it differs from ``SearchConfig``'s defaults: a search that ends in
 minutes on a laptop."""
 SEARCH = {key: ",".join(value) if isinstance(value, tuple) else str(value) for key, value in CLI_SEARCH.items()}
 """``CLI_SEARCH`` as the help shows it."""
-
-
-def _objectives(text: str) -> tuple[str, ...]:
-    names = tuple(name.strip() for name in text.split(",") if name.strip())
-    bad = [name for name in names if name not in OBJECTIVES]
-    if bad or not names:
-        raise MixPathError(f"unknown objective {bad[0] if bad else text!r}; choose from: {', '.join(OBJECTIVES)}")
-    return names
-
-
-def _weights(text: str) -> dict[str, float]:
-    """``accuracy=1,latency=0.5`` as {"accuracy": 1.0, "latency": 0.5}."""
-    weights: dict[str, float] = {}
-    for item in (part.strip() for part in text.split(",") if part.strip()):
-        name, _, value = item.partition("=")
-        try:
-            weights[name.strip()] = float(value)
-        except ValueError:
-            raise MixPathError(f"malformed weight {item!r}: expected objective=number, e.g. latency=0.5") from None
-    return weights
 
 
 def _constraints(max_flops: float | None, max_params: float | None, max_latency: float | None) -> dict[str, float]:
@@ -137,7 +116,7 @@ def search(
     from mixpath import distributed
     from mixpath.device import resolve_device
     from mixpath.runlock import run_lock
-    from mixpath.search import SearchConfig, make_searcher
+    from mixpath.search import OBJECTIVES, SearchConfig, make_searcher, parse_objectives, parse_weights
     from mixpath.search.session import saved_search_config
     from mixpath.workflow import best_of_front, search_folder, search_supernet
 
@@ -148,13 +127,13 @@ def search(
         raise MixPathError("--resume continues the earlier search, --overwrite replaces it: give one of them")
     limits = _constraints(max_flops, max_params, max_latency)
     options = given(
-        objectives=_objectives(objectives) if objectives is not None else None,
+        objectives=parse_objectives(objectives) if objectives is not None else None,
         constraints=limits or None,
         budget=budget,
         population=population,
         seed=seed,
-        weights=_weights(weights) if weights is not None else None,
-        maximise=_objectives(maximise) if maximise is not None else None,
+        weights=parse_weights(weights) if weights is not None else None,
+        maximise=parse_objectives(maximise) if maximise is not None else None,
     )
     calibration = calibration_settings(calibrate, calib_size, calib_batches)
     if benchmark is not None:

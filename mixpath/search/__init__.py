@@ -22,11 +22,12 @@ single objective under hard constraints) and ``random`` (the baseline)::
 
 from mixpath.interfaces import CostFunction, Evaluator
 from mixpath.search.base import Searcher
-from mixpath.search.config import SearchConfig
+from mixpath.search.config import OBJECTIVES, SearchConfig, parse_objectives, parse_weights
 from mixpath.search.registry import list_searchers, make_searcher
 from mixpath.search.result import EvaluatedArch, SearchResult
 
 __all__ = [
+    "OBJECTIVES",
     "CostFunction",
     "EvaluatedArch",
     "Evaluator",
@@ -35,4 +36,6 @@ __all__ = [
     "Searcher",
     "list_searchers",
     "make_searcher",
+    "parse_objectives",
+    "parse_weights",
 ]

@@ -10,6 +10,9 @@ from mixpath.checks import check_seed, is_number
 from mixpath.errors import MixPathError
 from mixpath.search.objectives import check_metric_names
 
+OBJECTIVES = ("accuracy", "flops", "params", "latency")
+"""Every metric a search can optimise."""
+
 
 @dataclass(frozen=True)
 class SearchConfig:
@@ -122,3 +125,24 @@ class SearchConfig:
 def _check_int(name: str, value: Any, smallest: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < smallest:
         raise MixPathError(f"{name}={value!r} must be an integer >= {smallest}")
+
+
+def parse_objectives(text: str) -> tuple[str, ...]:
+    """``accuracy,flops`` as ("accuracy", "flops"): the CLI's and the protocols' way of naming objectives."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    bad = [name for name in names if name not in OBJECTIVES]
+    if bad or not names:
+        raise MixPathError(f"unknown objective {bad[0] if bad else text!r}; choose from: {', '.join(OBJECTIVES)}")
+    return names
+
+
+def parse_weights(text: str) -> dict[str, float]:
+    """``accuracy=1,latency=0.5`` as {"accuracy": 1.0, "latency": 0.5}."""
+    weights: dict[str, float] = {}
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        name, _, value = item.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise MixPathError(f"malformed weight {item!r}: expected objective=number, e.g. latency=0.5") from None
+    return weights
