@@ -237,7 +237,8 @@ def _search(folder: _Folder, directory: Path) -> Html:
         summary["hypervolume"] = (
             f"{number(first.get('hypervolume'), '{:.4g}')} → {number(last.get('hypervolume'), '{:.4g}')}"
         )
-        summary["scoring time"] = _duration(_float(last.get("cost_seconds")))
+        if _float(last.get("cost_seconds")):  # benchmark tables' training time; supernet scores record none
+            summary["scoring time"] = _duration(_float(last.get("cost_seconds")))
     parts.append(facts(summary.items(), per_row=2))
     parts.append(
         figures(
