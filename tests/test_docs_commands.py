@@ -145,6 +145,8 @@ SKIPPED = {
     "torchrun --nnodes 2": "two machines",
     "python experiments/ranking.py": "the ranking study, hours on 2 cores; tests/test_ranking_study.py runs its "
     "stages on a tiny protocol",
+    "python experiments/compare_methods.py": "the methods comparison, hours on idle cores; "
+    "tests/test_compare_methods.py runs its stages on a tiny protocol",
     "--data cifar10 --data-dir /data/cifar-10-batches-py": "CIFAR-10 in /data cannot ship (and digits, grey, does "
     "not fit the 3-channel cifar-s1)",
     "runs/asc": "DCASE2018 task 5 (46 GB zipped) cannot ship; tests/test_asc.py trains and searches asc-s1 the same "
