@@ -73,6 +73,22 @@ def fuzz_pristine(tmp_path_factory):
     return fuzzing.build_workspace(tmp_path_factory.mktemp("fuzz-pristine"))
 
 
+def pytest_sessionfinish(session):
+    """On a pytest-xdist worker, hand this worker's fuzz counts to the controller that prints them."""
+    import fuzzing
+
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["fuzz_tally"] = dict(fuzzing.TALLY)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """On the controller of a ``-n`` run, add up the counts its workers handed over."""
+    import fuzzing
+
+    fuzzing.TALLY.update(getattr(node, "workeroutput", {}).get("fuzz_tally", {}))
+
+
 def pytest_terminal_summary(terminalreporter):
     """After a run that fed bad inputs, their counts (the figures the README quotes)."""
     import fuzzing
