@@ -17,3 +17,10 @@ def check_seed(name: str, value: object) -> None:
     """A MixPathError naming the setting unless ``value`` is a seed: a whole number in [0, 2^63)."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
         raise MixPathError(f"{name}={value!r} must be a whole number from 0 to {MAX_SEED}")
+
+
+def check_processes(name: str, value: object) -> None:
+    """A MixPathError naming the setting unless ``value`` is None (one process per core) or a whole number of at
+    least 1: how many trainings run side by side (``mixpath.training.side_by_side``)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise MixPathError(f"{name}={value!r} must be a whole number of at least 1 (default: one per core)")

@@ -49,6 +49,7 @@ from mixpath.baselines import (
     random_equal_flops,
     uniform_smallest,
 )
+from mixpath.checks import check_processes
 from mixpath.data import load_data
 from mixpath.errors import MixPathError
 from mixpath.evaluation import CalibrationSettings, CostModel
@@ -117,6 +118,7 @@ def run_pipeline(
     progress: bool = True,
     device: str = "auto",
     space_file: Path | str | None = None,
+    processes: int | None = None,
 ) -> dict[str, Any]:
     """Run the whole job into ``run_dir`` (see the module docstring) and return its summary, as pipeline.json.
 
@@ -130,8 +132,11 @@ def run_pipeline(
     before the search with a MixPathError saying what to change, since searching it would rank noise;
     ``allow_untrained=True`` logs the warning and goes on (a smoke run's supernet learns nothing).
     ``space_file``: the Python file declaring the space, as for ``train_supernet`` (which keeps a copy).
+    ``processes``: how many of the four retrain at a time on the CPU (``retrain_architectures``; default one per
+    core).
     """
     run_dir = Path(run_dir)
+    check_processes("processes", processes)
     started = time.perf_counter()
     load_run_spaces(run_dir)
     if space_file is not None:
@@ -187,7 +192,15 @@ def run_pipeline(
     )
     retrain_root = run_dir / RETRAIN_DIR
     table = retrain_architectures(
-        space, dataset, entries, recipe, retrain_root, seed=run.config.seed, device=run.device, progress=progress
+        space,
+        dataset,
+        entries,
+        recipe,
+        retrain_root,
+        seed=run.config.seed,
+        device=run.device,
+        progress=progress,
+        processes=processes,
     )
     rows = [{key: row.get(key) for key in RETRAINED_COLUMNS} | {"epochs": recipe.epochs} for row in table]
     write_json(run_dir / RETRAINED_FILE, rows)

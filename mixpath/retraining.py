@@ -14,14 +14,15 @@ One folder per architecture::
                     params (M), train_seconds [, role, supernet_score]; written last, so it marks the
                     folder finished and a later call returns it without training
 
-``retrain_architectures`` trains a list of architectures one after another under one root and writes
-``table.csv`` and ``table.json`` there (one row each); ``retrain_front`` does so for a search's front.
+``retrain_architectures`` trains a list of architectures under one root, side by side on the CPU's cores,
+and writes ``table.csv`` and ``table.json`` there (one row each); ``retrain_front`` does so for a search's front.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import logging
 from collections.abc import Iterator, Mapping, Sequence
@@ -44,6 +45,7 @@ from mixpath.spaces.space_file import load_run_spaces
 from mixpath.supernet import build_standalone
 from mixpath.training.config import TrainConfig
 from mixpath.training.recipe import Recipe
+from mixpath.training.side_by_side import run_side_by_side, side_by_side_processes
 from mixpath.training.standalone import init_seed, train_standalone
 from mixpath.training.trainer import run_space
 
@@ -92,12 +94,13 @@ def retrain_architecture(
     progress: bool = True,
     labels: Mapping[str, Any] | None = None,
     stop_after_epochs: int | None = None,
+    progress_label: str | None = None,
 ) -> dict[str, Any] | None:
     """Train ``arch`` from scratch into ``folder`` (see the module docstring) and return its result.
 
     A finished folder with the same settings returns its result without training; a partial one resumes
-    from its checkpoint. ``stop_after_epochs`` ends the call early (returning None), as in
-    ``train_standalone``.
+    from its checkpoint. ``stop_after_epochs`` ends the call early (returning None) and ``progress_label``
+    prefixes the per-epoch lines (no bar), as in ``train_standalone``.
     """
     folder = Path(folder)
     space.check_data(dataset.input_shape, dataset.num_classes, dataset.name)
@@ -124,6 +127,7 @@ def retrain_architecture(
             stop_after_epochs=stop_after_epochs,
             validate_epochs=True,
             on_epoch=lambda history: write_csv(folder / METRICS_FILE, history),
+            label=progress_label,
         )
         if trained is None:
             return None
@@ -167,13 +171,17 @@ def retrain_architectures(
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    processes: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Retrain every entry into ``out_root/<name>`` one after another; return and write the table.
+    """Retrain every entry into ``out_root/<name>``; return and write the table.
 
-    Every folder is checked (and claimed with its settings) before the first one trains, so a clash
-    is reported at once, not hours later. A call killed part-way and made again skips the finished
-    folders and resumes the partial one. ``table.csv`` and ``table.json`` in ``out_root`` hold one row
-    per entry, in their order: ``TABLE_COLUMNS`` that any result has.
+    On the CPU the entries train side by side, ``processes`` at a time (default: one per core;
+    ``mixpath.training.side_by_side``), each process with its share of this one's threads; with
+    ``processes=1`` or on a GPU, one after another in this process. Every folder is checked (and claimed
+    with its settings) before the first one trains, so a clash is reported at once, not hours later. A call
+    killed part-way and made again skips the finished folders and resumes the partial ones. ``table.csv``
+    and ``table.json`` in ``out_root`` hold one row per entry, in their order: ``TABLE_COLUMNS`` that any
+    result has.
     """
     out_root = Path(out_root)
     names = [entry.name for entry in entries]
@@ -183,23 +191,39 @@ def retrain_architectures(
     check_seed("seed", seed)
     claims = [(out_root / entry.name, _settings(space, dataset, entry.arch, recipe, seed)) for entry in entries]
     with run_lock(out_root), _claims(claims):
-        rows = []
-        for number, entry in enumerate(entries, 1):
+
+        def retrain(index: int, side_by_side: bool = False) -> dict[str, Any]:
+            entry = entries[index]
             folder = out_root / entry.name
-            log.info("retraining %d/%d into %s: %s", number, len(entries), folder, space.format(entry.arch))
+            log.info("retraining %d/%d into %s: %s", index + 1, len(entries), folder, space.format(entry.arch))
             result = retrain_architecture(
                 space,
                 dataset,
                 entry.arch,
                 recipe,
-                out_root / entry.name,
+                folder,
                 seed=seed,
                 device=device,
                 progress=progress,
                 labels=entry.labels(),
+                progress_label=entry.name if side_by_side else None,
             )
             assert result is not None  # no stop_after_epochs given
-            rows.append({"name": entry.name} | {key: result[key] for key in TABLE_COLUMNS[1:] if key in result})
+            if side_by_side:
+                log.info("%s: retrained, test acc %.2f %%", entry.name, result["test_acc"])
+            return result
+
+        processes_used = side_by_side_processes(processes, len(entries), device)
+        if processes_used > 1:
+            log.info("retraining %d architectures, %d at a time", len(entries), processes_used)
+            task = functools.partial(retrain, side_by_side=True)
+            results = dict(run_side_by_side(task, len(entries), processes_used))
+        else:
+            results = {index: retrain(index) for index in range(len(entries))}
+        rows = [
+            {"name": entry.name} | {key: results[index][key] for key in TABLE_COLUMNS[1:] if key in results[index]}
+            for index, entry in enumerate(entries)
+        ]
         write_json(out_root / "table.json", rows)
         write_csv(out_root / "table.csv", rows)
         return rows
@@ -261,13 +285,14 @@ def retrain_front(
     progress: bool = True,
     workers: int | None = None,
     skip_bad_images: bool | None = None,
+    processes: int | None = None,
 ) -> tuple[Path, list[dict[str, Any]]]:
     """Retrain every architecture of a run's search front into ``out_root`` (default RUN/retrain).
 
     The data default to the run's (its folder too, and an image folder's image size, ``workers`` and whether to
     skip unreadable images, unless given); the training split is the whole one unless ``train_subset`` is given
-    (a supernet trained on a subset for speed does not limit its retraining). Returns the root folder and the
-    table of ``retrain_architectures``.
+    (a supernet trained on a subset for speed does not limit its retraining). ``processes``: how many train at a
+    time, as in ``retrain_architectures``. Returns the root folder and the table of ``retrain_architectures``.
     """
     with run_lock(run_dir):
         config, entries = front_entries(run_dir, algo)
@@ -285,7 +310,9 @@ def retrain_front(
             skip_bad_images=skip_bad_images if skip_bad_images is not None else config.skip_bad_images,
         )
         root = Path(out_root) if out_root is not None else Path(run_dir) / "retrain"
-        rows = retrain_architectures(space, dataset, entries, recipe, root, seed=seed, device=device, progress=progress)
+        rows = retrain_architectures(
+            space, dataset, entries, recipe, root, seed=seed, device=device, progress=progress, processes=processes
+        )
         return root, rows
 
 

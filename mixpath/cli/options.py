@@ -197,6 +197,11 @@ def workers_option() -> Any:
     return option_with_default("--data imagefolder: processes decoding images (0: the main one).", TRAIN["workers"])
 
 
+def processes_option() -> Any:
+    """``--processes``: architectures retrained at a time on the CPU, each in its own process."""
+    return option_with_default("Architectures retrained at a time on the CPU, each in its own process.", "one per core")
+
+
 def skip_bad_images_option() -> Any:
     return typer.Option(
         False,

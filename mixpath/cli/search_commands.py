@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from mixpath.checks import check_seed
+from mixpath.checks import check_processes, check_seed
 from mixpath.cli import Command, app
 from mixpath.cli.options import (
     RECIPE,
@@ -25,6 +25,7 @@ from mixpath.cli.options import (
     json_option,
     lr_option,
     option_with_default,
+    processes_option,
     run_alias_option,
     run_argument,
     run_folder,
@@ -276,6 +277,7 @@ def retrain(
     image_size: int = image_size_option("the space's input size; with RUN the run's"),
     workers: int = workers_option(),
     skip_bad_images: bool = skip_bad_images_option(),
+    processes: int = processes_option(),
     out: Path = option_with_default("Results folder.", "runs/retrain; with RUN, RUN/retrain"),
     device: str = device_option(),
     run_alias: Path = run_alias_option("--from-front"),
@@ -292,8 +294,11 @@ def retrain(
     recipe = Recipe(**given(epochs=epochs, batch_size=batch_size, lr=lr))
     target = resolve_device(device)
     check_seed("--seed", seed)
+    check_processes("--processes", processes)
     if (arch is None) == (run is None):
         raise MixPathError("give either --arch ARCH or a searched run folder RUN")
+    if run is None and processes is not None:
+        raise MixPathError("--processes shares out a run's front; with --arch one architecture trains: drop it")
     if run is not None:
         if space is not None or space_file is not None:
             raise MixPathError("a run's front is retrained in the run's own space; drop --space and --space-file")
@@ -311,6 +316,7 @@ def retrain(
             device=target,
             workers=workers,
             skip_bad_images=skip_bad_images or None,
+            processes=processes,
         )
         written = [root / "table.csv", root / "table.json"]
     else:
@@ -383,6 +389,7 @@ def pipeline(
     seed: int = option_with_default(
         "Seed of every stage (training, split, search, baselines, retraining).", TRAIN["seed"]
     ),
+    processes: int = processes_option(),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed pipeline in RUN."),
     json_output: bool = json_option(),
     device: str = device_option(),
@@ -399,6 +406,7 @@ def pipeline(
     from mixpath.training.trainer import CONFIG_FILE, saved_config
 
     run = run_folder(run, run_alias, required=False) or Path("runs/demo")
+    check_processes("--processes", processes)
     scale = QUICK if quick else FULL
     options = given(
         space=space_to_use(space, space_file),
@@ -439,6 +447,7 @@ def pipeline(
         allow_untrained=allow_untrained or quick,
         device=device,
         space_file=space_file,
+        processes=processes,
     )
     if json_output:
         echo_json(summary)

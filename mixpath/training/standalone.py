@@ -44,6 +44,7 @@ def train_standalone(
     stop_after_epochs: int | None = None,
     validate_epochs: bool = False,
     on_epoch: Callable[[list[dict[str, Any]]], None] | None = None,
+    label: str | None = None,
 ) -> dict[str, Any] | None:
     """Train ``model`` on the training split; return validation and test accuracy, the time it took and
     ``history``: one row per epoch (epoch, train_loss and train_acc over the epoch's batches, lr at the
@@ -55,6 +56,8 @@ def train_standalone(
     each epoch's checkpoint with every row so far (a resumed run's earlier rows come from the checkpoint).
 
     ``stop_after_epochs`` ends the call early (returning None) after checkpointing: training in chunks.
+    ``label``: progress without the per-step bar, each epoch's line starting with ``label``: for trainings
+    side by side, whose bars would overwrite each other on one terminal.
     """
     device = torch.device(device)
     state = TrainState.start(model.to(device), recipe, torch.amp.GradScaler(device.type, enabled=False))
@@ -81,7 +84,13 @@ def train_standalone(
         tick = time.perf_counter()
         model.train()
         batches = train.training_batches(recipe.batch_size, epoch, functools.partial(torch_generator, seed))
-        bar = tqdm(batches, total=steps, desc=f"epoch {epoch + 1}/{recipe.epochs}", disable=not progress, leave=False)
+        bar = tqdm(
+            batches,
+            total=steps,
+            desc=f"epoch {epoch + 1}/{recipe.epochs}",
+            disable=not progress or label is not None,
+            leave=False,
+        )
         for step, (xb, yb) in enumerate(bar):
             lr = cosine_lr(recipe.lr, epoch * steps + step, recipe.epochs * steps)
             train_step(state, xb, yb, [None], recipe, lr)
@@ -114,7 +123,8 @@ def train_standalone(
         if on_epoch is not None:
             on_epoch(state.metrics)
         if progress:
-            tqdm.write(_describe(row, recipe.epochs), file=sys.stderr)
+            line = _describe(row, recipe.epochs)
+            tqdm.write(line if label is None else f"{label}: {line}", file=sys.stderr)
         stopping = stop_after_epochs is not None and state.epoch - start_epoch >= stop_after_epochs
         if stopping and state.epoch < recipe.epochs:
             return None

@@ -1,0 +1,62 @@
+"""Independent trainings side by side on the CPU's cores, in forked processes of a few threads each.
+
+Why: small networks (Fashion-MNIST at 28x28) use two threads poorly. On 2 cores, two 1-thread processes
+retrain two architectures in about two thirds of the time one 2-thread process takes for them one after the
+other (docs/speed.md has the measurement). Forked, not spawned: a child inherits the dataset, the space and
+the recipe in memory, so nothing large is pickled and a space declared in a file needs no registering
+again; only a task's index goes in and its (small) result comes back. Each child sets its thread count
+before it touches torch's thread pool, so the parent's OpenMP team is never used in a child.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+
+from mixpath.checks import check_processes
+
+_TASK: Callable[[int], Any] | None = None
+"""In a child: the task it runs (set by ``_start`` from the parent's memory, never pickled)."""
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS tells it, else every core)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def side_by_side_processes(requested: int | None, tasks: int, device: torch.device | str) -> int:
+    """How many processes to train ``tasks`` trainings in: ``requested``, or one per usable core, at most one
+    per task; 1 (in this process) on a GPU, and off Linux (Windows cannot fork; on macOS forking a process that
+    has used system frameworks is unsafe)."""
+    check_processes("processes", requested)
+    if torch.device(device).type != "cpu" or not sys.platform.startswith("linux"):
+        return 1
+    return max(1, min(requested if requested is not None else usable_cores(), tasks))
+
+
+def run_side_by_side(task: Callable[[int], Any], count: int, processes: int) -> Iterator[tuple[int, Any]]:
+    """Run ``task(0) .. task(count - 1)`` in ``processes`` forked processes; yield ``(index, result)`` as each
+    ends. The threads the parent has are shared out among the children (at least one each). An exception in a
+    task is raised here, in the parent; the other tasks are stopped."""
+    threads = max(1, torch.get_num_threads() // processes)
+    context = multiprocessing.get_context("fork")
+    with context.Pool(processes, initializer=_start, initargs=(task, threads)) as pool:
+        yield from pool.imap_unordered(_run, range(count))
+
+
+def _start(task: Callable[[int], Any], threads: int) -> None:
+    global _TASK
+    _TASK = task
+    torch.set_num_threads(threads)
+
+
+def _run(index: int) -> tuple[int, Any]:
+    assert _TASK is not None, "a side-by-side child runs only after _start"
+    return index, _TASK(index)
