@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import bench_busy  # noqa: E402
 import bench_loader  # noqa: E402
+import bench_side_by_side  # noqa: E402
 import bench_training  # noqa: E402
 
 
@@ -63,3 +64,10 @@ def test_loader_benchmark_measures_the_loader_the_step_and_both_together(tmp_pat
     assert bench_loader.loader_rate(data, 4, 2, workers=0) > 0
     assert bench_loader.step_rate(space, 2, 4, 2, warmup=1) > 0
     assert bench_loader.together_rate(space, data, 2, 4, 2, workers=1) > 0
+
+
+def test_side_by_side_measurement_times_both_ways_in_alternating_rounds():
+    row = bench_side_by_side.measure("tiny", "digits", 2, 96, 32, 2)
+    assert len(row["rounds"]) == 2 and all(min(r.values()) > 0 for r in row["rounds"])
+    ratios = sorted(r["side_by_side_s"] / r["one_after_another_s"] for r in row["rounds"])
+    assert row["ratio"] == pytest.approx(sum(ratios) / 2)
