@@ -99,6 +99,10 @@ def test_bad_settings_are_rejected():
         TrainConfig(epochs=0)
     with pytest.raises(MixPathError, match="unknown BN policy"):
         TrainConfig(bn_policy="group")
+    for strategy in ("spos", "fairnas"):  # refused when the settings are made, not when training starts
+        with pytest.raises(MixPathError, match=f"^strategy '{strategy}' trains single paths: m must be 1, got m=4$"):
+            TrainConfig(strategy=strategy)
+        assert TrainConfig(strategy=strategy, m=1).m == 1
 
 
 def test_the_default_recipe_is_the_one_the_readme_states():

@@ -173,9 +173,9 @@ def train(
         # the options given, over the saved settings: train_supernet applies those a run may change, refuses others
         config = dataclasses.replace(saved_config(run), **options) if options else None
     else:
+        if m is None and options.get("strategy", "mixpath") != "mixpath":
+            options["m"] = 1  # single-path strategies train one path per layer
         config = TrainConfig(**options)
-        if m is None and config.strategy != "mixpath":
-            config = dataclasses.replace(config, m=1)  # single-path strategies train one path per layer
         run = run or Path("runs") / f"{config.space}-{config.strategy}-m{config.m}-{config.bn_policy}-s{config.seed}"
     result = train_supernet(config, run, resume=resume, device=device, space_file=space_file)
     if not distributed.is_main():

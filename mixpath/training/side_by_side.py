@@ -2,9 +2,9 @@
 
 Why: small networks (Fashion-MNIST at 28x28) use two threads poorly, so on 2 cores two 1-thread processes
 retrain two architectures in clearly less time than one 2-thread process takes for them one after the other
-(docs/speed.md, "Retraining side by side", has the measurement). Forked, not spawned: a child inherits the dataset, the space and
-the recipe in memory, so nothing large is pickled and a space declared in a file needs no registering
-again; only a task's index goes in and its (small) result comes back. Each child sets its thread count
+(docs/speed.md, "Retraining side by side", has the measurement). Forked, not spawned: a child inherits the
+dataset, the space and the recipe in memory, so nothing large is pickled and a space declared in a file needs
+no registering again; only a task's index goes in and its (small) result comes back. Each child sets its thread count
 before it touches torch's thread pool, so the parent's OpenMP team is never used in a child.
 """
 
