@@ -18,17 +18,21 @@ ARCHS = ("e6:k3+k5-e3:k3-e6:k5", "e3:k3-e3:k5-e6:k3", "e3:k5+k7-e6:k7-e3:k3+k5")
 
 
 def _who(index):
+    started = time.monotonic()
     time.sleep(0.2)  # long enough that both processes get tasks
-    return os.getpid(), torch.get_num_threads(), index * index
+    return os.getpid(), torch.get_num_threads(), index * index, started
 
 
 def test_every_task_runs_once_in_a_child_and_its_result_comes_back():
-    results = dict(run_side_by_side(_who, 6, 2))
+    order = [5, 4, 3, 2, 1, 0]
+    results = dict(run_side_by_side(_who, order, 2))
     assert sorted(results) == list(range(6))
     assert [results[index][2] for index in range(6)] == [index * index for index in range(6)]
-    pids = {pid for pid, _, _ in results.values()}
+    pids = {pid for pid, _, _, _ in results.values()}
     assert os.getpid() not in pids and len(pids) == 2
-    assert {threads for _, threads, _ in results.values()} == {max(1, torch.get_num_threads() // 2)}
+    assert {threads for _, threads, _, _ in results.values()} == {max(1, torch.get_num_threads() // 2)}
+    starts = [results[index][3] for index in order]  # two at a time, in the order given
+    assert all(starts[k] < starts[k + 2] for k in range(len(order) - 2))
 
 
 def _fails_on_two(index):
@@ -39,7 +43,7 @@ def _fails_on_two(index):
 
 def test_an_error_in_a_task_is_raised_in_the_parent():
     with pytest.raises(MixPathError, match="task 2 cannot run"):
-        list(run_side_by_side(_fails_on_two, 4, 2))
+        list(run_side_by_side(_fails_on_two, range(4), 2))
 
 
 @pytest.mark.parametrize(

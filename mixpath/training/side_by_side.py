@@ -13,7 +13,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -41,14 +41,15 @@ def side_by_side_processes(requested: int | None, tasks: int, device: torch.devi
     return max(1, min(requested if requested is not None else usable_cores(), tasks))
 
 
-def run_side_by_side(task: Callable[[int], Any], count: int, processes: int) -> Iterator[tuple[int, Any]]:
-    """Run ``task(0) .. task(count - 1)`` in ``processes`` forked processes; yield ``(index, result)`` as each
-    ends. The threads the parent has are shared out among the children (at least one each). An exception in a
-    task is raised here, in the parent; the other tasks are stopped."""
+def run_side_by_side(task: Callable[[int], Any], order: Sequence[int], processes: int) -> Iterator[tuple[int, Any]]:
+    """Run ``task(i)`` for every ``i`` of ``order``, started in that order (longest first finishes soonest), in
+    ``processes`` forked processes; yield ``(i, result)`` as each ends. The threads the parent has are shared out
+    among the children (at least one each). An exception in a task is raised here, in the parent; the other tasks
+    are stopped."""
     threads = max(1, torch.get_num_threads() // processes)
     context = multiprocessing.get_context("fork")
     with context.Pool(processes, initializer=_start, initargs=(task, threads)) as pool:
-        yield from pool.imap_unordered(_run, range(count))
+        yield from pool.imap_unordered(_run, order)
 
 
 def _start(task: Callable[[int], Any], threads: int) -> None:
