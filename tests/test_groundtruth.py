@@ -67,6 +67,14 @@ def test_interrupted_run_resumes_to_the_same_lines(tiny, digits, tmp_path):
     assert all(0.0 <= row.test_acc <= 100.0 and row.flops > 0 and row.params > 0 for row in full)
 
 
+def test_side_by_side_rows_equal_one_after_another_and_a_repeated_arch_trains_once(tiny, digits, tmp_path):
+    archs = stratified_sample(tiny, 3, 2, seed=0, flops=_flops)
+    alone = build_ground_truth(tiny, digits, archs, RECIPE, tmp_path / "alone.csv", processes=1)
+    paired = build_ground_truth(tiny, digits, [*archs, archs[0]], RECIPE, tmp_path / "paired.csv", processes=2)
+    assert _strip_seconds(paired) == _strip_seconds(alone)
+    assert len(GroundTruthFile(tmp_path / "paired.csv").read()) == 3
+
+
 def test_torn_last_line_is_dropped_and_the_file_stays_appendable(tmp_path):
     path = tmp_path / "gt.csv"
     file = GroundTruthFile(path)

@@ -198,8 +198,8 @@ def workers_option() -> Any:
 
 
 def processes_option() -> Any:
-    """``--processes``: architectures retrained at a time on the CPU, each in its own process."""
-    return option_with_default("Architectures retrained at a time on the CPU, each in its own process.", "one per core")
+    """``--processes``: architectures trained from scratch at a time on the CPU, each in its own process."""
+    return option_with_default("Architectures trained at a time on the CPU, each in its own process.", "one per core")
 
 
 def skip_bad_images_option() -> Any:

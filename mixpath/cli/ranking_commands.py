@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from mixpath.checks import check_seed
+from mixpath.checks import check_processes, check_seed
 from mixpath.cli import Command, app
 from mixpath.cli.options import (
     DATA_HELP,
@@ -22,6 +22,7 @@ from mixpath.cli.options import (
     device_option,
     image_size_option,
     option_with_default,
+    processes_option,
     run_alias_option,
     run_argument,
     run_folder,
@@ -58,6 +59,7 @@ def groundtruth(
         "Look the accuracies up in a benchmark table instead: nb201 or nb101.", "none"
     ),
     benchmark_file: Path = benchmark_file_option(),
+    processes: int = processes_option(),
     device: str = device_option(),
 ) -> None:
     """Stand-alone ground truth: train N stratified architectures from scratch (or look them up in a table)."""
@@ -70,6 +72,7 @@ def groundtruth(
     target = resolve_device(device)
     for name, value in (("--seed", seed), ("--sample-seed", sample_seed), ("--split-seed", split_seed)):
         check_seed(name, value)
+    check_processes("--processes", processes)
     if not math.isfinite(val_size) or val_size < 0 or (val_size >= 1 and not float(val_size).is_integer()):
         raise MixPathError(f"--val-size {val_size}: give a fraction in [0, 1) or a whole number of images")
     recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr)
@@ -92,7 +95,9 @@ def groundtruth(
         workers=workers if workers is not None else int(TRAIN["workers"]),
         skip_bad_images=skip_bad_images,
     )
-    rows = build_ground_truth(search_space, dataset, sample, recipe, out, seed=seed, device=target, progress=True)
+    rows = build_ground_truth(
+        search_space, dataset, sample, recipe, out, seed=seed, device=target, progress=True, processes=processes
+    )
     typer.echo(f"{len(rows)} of {archs} architectures trained, in {out}")
 
 

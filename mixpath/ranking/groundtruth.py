@@ -34,6 +34,7 @@ from mixpath.spaces import Architecture, LayerChoice, SearchSpace
 from mixpath.supernet import build_standalone
 from mixpath.training.recipe import Recipe
 from mixpath.training.seeding import step_rng
+from mixpath.training.side_by_side import run_side_by_side, side_by_side_processes
 from mixpath.training.standalone import init_seed, train_standalone
 
 log = logging.getLogger(__name__)
@@ -203,48 +204,57 @@ def build_ground_truth(
     device: str = "cpu",
     progress: bool = False,
     limit: int | None = None,
+    processes: int | None = None,
 ) -> list[GroundTruthRow]:
     """Train every architecture of ``archs`` not yet in ``out`` (for this seed) and append its row.
 
-    ``limit`` stops after training that many architectures in this call (running in chunks; how the tests
-    interrupt a run). Returns the rows of ``out`` for ``archs`` and this seed, in the order of ``archs``.
+    On the CPU the architectures train side by side, ``processes`` at a time (default: one per core, one
+    thread each on 2 cores; ``mixpath.training.side_by_side``), the most FLOPs first; each row is appended as
+    its training ends, so a killed run loses only the trainings under way. A row depends on the thread count
+    its training had (float rounding), not on which process trained it. ``limit`` stops after training that
+    many architectures in this call (running in chunks; how the tests interrupt a run). Returns the rows of
+    ``out`` for ``archs`` and this seed, in the order of ``archs``.
     """
     space.check_data(dataset.input_shape, dataset.num_classes, dataset.name)
     with file_lock(out):
         file = GroundTruthFile(out)
         done = {(row.arch, row.seed) for row in file.read()}
         costs = CostModel(space)
-        trained = 0
-        for index, arch in enumerate(archs):
-            text = space.format(arch)
-            if (text, seed) in done:
-                continue
-            if limit is not None and trained >= limit:
-                break
+        texts = [space.format(arch) for arch in archs]
+        first = {text: i for i, text in reversed(list(enumerate(texts)))}  # an arch listed twice trains once
+        todo = sorted(i for text, i in first.items() if (text, seed) not in done)
+        todo = todo[:limit] if limit is not None else todo
+        side_by_side = side_by_side_processes(processes, len(todo), device)
+
+        def train(index: int) -> GroundTruthRow:
             init_seed(seed)
-            model = build_standalone(space, arch)
+            model = build_standalone(space, archs[index])
             started = time.perf_counter()
-            result = train_standalone(model, dataset, recipe, seed=seed, device=device, progress=progress)
+            label = f"arch {index + 1}/{len(archs)}" if side_by_side > 1 else None
+            result = train_standalone(model, dataset, recipe, seed=seed, device=device, progress=progress, label=label)
             assert result is not None  # it trains to the end without stop_after_epochs
-            cost = costs(arch)
-            row = GroundTruthRow(
-                text,
-                result["val_acc"],
-                result["test_acc"],
-                round(cost["flops"], 4),
-                round(cost["params"], 5),
-                round(time.perf_counter() - started, 2),
-                seed,
-            )
+            cost = costs(archs[index])
+            seconds = round(time.perf_counter() - started, 2)
+            flops, params = round(cost["flops"], 4), round(cost["params"], 5)
+            return GroundTruthRow(texts[index], result["val_acc"], result["test_acc"], flops, params, seconds, seed)
+
+        if side_by_side > 1:
+            longest_first = sorted(todo, key=lambda index: -costs(archs[index])["flops"])
+            finished = run_side_by_side(train, longest_first, side_by_side)
+        else:
+            finished = ((index, train(index)) for index in todo)
+        for index, row in finished:
             file.append(row)
-            done.add((text, seed))
-            trained += 1
             log.info(
-                "ground truth %d/%d: %s val %.2f%% test %.2f%%", index + 1, len(archs), text, row.val_acc, row.test_acc
+                "ground truth %d/%d: %s val %.2f%% test %.2f%%",
+                index + 1,
+                len(archs),
+                row.arch,
+                row.val_acc,
+                row.test_acc,
             )
-        wanted = {space.format(arch): i for i, arch in enumerate(archs)}
-        rows = [row for row in file.read() if row.seed == seed and row.arch in wanted]
-        return sorted(rows, key=lambda row: wanted[row.arch])
+        rows = [row for row in file.read() if row.seed == seed and row.arch in first]
+        return sorted(rows, key=lambda row: first[row.arch])
 
 
 def benchmark_ground_truth(
