@@ -1,7 +1,9 @@
 """Trainings side by side: forked processes that run each task once, hand back results and errors, share out
 the threads, and retrain to exactly what one process retrains one architecture after another."""
 
+import ctypes
 import os
+import signal
 import time
 
 import pytest
@@ -33,6 +35,16 @@ def test_every_task_runs_once_in_a_child_and_its_result_comes_back():
     assert {threads for _, threads, _, _ in results.values()} == {max(1, torch.get_num_threads() // 2)}
     starts = [results[index][3] for index in order]  # two at a time, in the order given
     assert all(starts[k] < starts[k + 2] for k in range(len(order) - 2))
+
+
+def _death_signal(index):
+    value = ctypes.c_int()
+    ctypes.CDLL(None).prctl(2, ctypes.byref(value))  # PR_GET_PDEATHSIG
+    return value.value
+
+
+def test_a_child_dies_with_its_parent():
+    assert dict(run_side_by_side(_death_signal, [0, 1], 2)) == {0: signal.SIGKILL, 1: signal.SIGKILL}
 
 
 def _fails_on_two(index):

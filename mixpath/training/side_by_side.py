@@ -4,14 +4,18 @@ Why: small networks (Fashion-MNIST at 28x28) use two threads poorly, so on 2 cor
 retrain two architectures in clearly less time than one 2-thread process takes for them one after the other
 (docs/speed.md, "Retraining side by side", has the measurement). Forked, not spawned: a child inherits the
 dataset, the space and the recipe in memory, so nothing large is pickled and a space declared in a file needs
-no registering again; only a task's index goes in and its (small) result comes back. Each child sets its thread count
-before it touches torch's thread pool, so the parent's OpenMP team is never used in a child.
+no registering again; only a task's index goes in and its (small) result comes back. Each child sets its thread
+count before it touches torch's thread pool, so the parent's OpenMP team is never used in a child, and asks the
+kernel to kill it when the parent dies: a killed command leaves no orphan training on (and holding the run
+folder's lock, whose file descriptor it inherited) until its task ends.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -20,6 +24,8 @@ import torch
 
 from mixpath.checks import check_processes
 
+PR_SET_PDEATHSIG = 1
+"""Linux's prctl option: the signal a process gets when its parent thread dies."""
 _TASK: Callable[[int], Any] | None = None
 """In a child: the task it runs (set by ``_start`` from the parent's memory, never pickled)."""
 
@@ -54,6 +60,10 @@ def run_side_by_side(task: Callable[[int], Any], order: Sequence[int], processes
 
 def _start(task: Callable[[int], Any], threads: int) -> None:
     global _TASK
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the request: nobody is left to hand results to
+        os._exit(1)
     _TASK = task
     torch.set_num_threads(threads)
 
