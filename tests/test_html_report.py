@@ -249,6 +249,16 @@ def test_bare_run_with_config_and_metrics_renders(tmp_path):
     assert {unquote(href) for href in page.links} == {"config.json", "metrics.csv"}
 
 
+def test_a_one_epoch_run_gets_a_note_instead_of_curves(tmp_path):
+    run = _bare_run(tmp_path / "bare")
+    lines = (run / "metrics.csv").read_text().splitlines()
+    (run / "metrics.csv").write_text("\n".join(lines[:2]) + "\n")
+    _, _, page = _page(run)
+    assert not page.images
+    assert "One epoch so far: no curves to draw" in " ".join(page.text)
+    assert page.row("1")[:4] == ["1", "1.9000", "30.50 %", "33.25 %"]
+
+
 def test_values_from_files_are_escaped(tmp_path):
     run = _bare_run(tmp_path / "run")
     hostile = '<script>alert("x")</script><img src=x onerror=alert(1)>'

@@ -196,7 +196,10 @@ def _training(folder: _Folder, config: Mapping[str, Any], rows: Sequence[Mapping
                 f"{number(last.get('images_per_s'), '{:.0f}')} images/s.",
             )
         )
-        parts.append(image(_training_figure(rows), "supernet training per epoch"))
+        if len(rows) > 1:
+            parts.append(image(_training_figure(rows), "supernet training per epoch"))
+        else:  # one point per panel, on an axis matplotlib can only invent
+            parts.append(_note("One epoch so far: no curves to draw; its row is in the table below."))
         columns = list(rows[0])
         formats = [_EPOCH_COLUMNS.get(name, (name, _PLAIN)) for name in columns]
         epochs = table(
@@ -204,7 +207,7 @@ def _training(folder: _Folder, config: Mapping[str, Any], rows: Sequence[Mapping
             ([number(row.get(name), fmt) for name, (_, fmt) in zip(columns, formats, strict=True)] for row in rows),
             numeric=range(len(columns)),
         )
-        parts.append(element("details", element("summary", f"metrics of all {len(rows)} epochs"), epochs))
+        parts.append(element("details", element("summary", f"metrics of all {len(rows)} epochs" if len(rows) > 1 else "metrics of the epoch"), epochs))
     parts.append(folder.links([folder.root / METRICS_FILE, folder.root / LOG_FILE, folder.root / "checkpoint.pt"]))
     return join(parts)
 
