@@ -207,7 +207,8 @@ def _training(folder: _Folder, config: Mapping[str, Any], rows: Sequence[Mapping
             ([number(row.get(name), fmt) for name, (_, fmt) in zip(columns, formats, strict=True)] for row in rows),
             numeric=range(len(columns)),
         )
-        parts.append(element("details", element("summary", f"metrics of all {len(rows)} epochs" if len(rows) > 1 else "metrics of the epoch"), epochs))
+        summary = f"metrics of all {len(rows)} epochs" if len(rows) > 1 else "metrics of the epoch"
+        parts.append(element("details", element("summary", summary), epochs))
     parts.append(folder.links([folder.root / METRICS_FILE, folder.root / LOG_FILE, folder.root / "checkpoint.pt"]))
     return join(parts)
 
