@@ -224,6 +224,10 @@ def train_supernet(
     ``stop_after_steps`` ends the call after that many optimizer steps (checkpointing first): a way to
     run long trainings in chunks, and how the tests kill a run at a known point.
 
+    ``dataset``: data already loaded, trained on as given instead of loading ``config``'s (so its split and
+    training subset win over ``config.val_size`` and ``config.train_subset``, which then only label the run);
+    for callers that train several runs on one dataset.
+
     Under torchrun every process calls this with the same arguments; it joins the process group itself
     (``device`` ``auto`` or ``cuda`` then means ``cuda:LOCAL_RANK``) and only rank 0 touches ``run_dir``.
     """
