@@ -306,6 +306,7 @@ def test_documented_command_runs(workspaces, index, capsys):
 SNIPPET_SCALE = {
     "epochs=5)": 'epochs=1, data="digits", train_subset=192)',
     "budget=300)": "budget=4, population=4)",
+    "Recipe(epochs=8))": "Recipe(epochs=1, batch_size=32), train_subset=192)",
 }
 """Python snippets scaled down as the commands are: the same sizes, by keyword argument."""
 SNIPPETS = {
