@@ -29,6 +29,7 @@ from mixpath.evaluation import (
     build_latency_table,
     evaluate_standalone,
 )
+from mixpath.evaluation.latency import RUN_FILE as LATENCY_FILE
 from mixpath.evaluation.sharded import ShardedEvaluator
 from mixpath.export import Preprocessing, export_model, load_exported, require_onnx
 from mixpath.io import read_json
@@ -39,7 +40,6 @@ from mixpath.search.learned import LearnedSearcher
 from mixpath.spaces import Architecture
 from mixpath.training import Run, load_run
 
-LATENCY_FILE = "latency_table.json"
 CACHE_FILE = "eval_cache.jsonl"
 
 

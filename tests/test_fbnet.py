@@ -120,6 +120,21 @@ def test_fbnet_resume_equals_uninterrupted_and_search_reads_it(tmp_path, digits_
     assert str(found.evaluated[0].arch) == derived and len(found.evaluated) == 3
 
 
+def test_a_run_keeps_its_latency_table_and_resumes_after_a_move(tmp_path, digits_96):
+    _table().save(tmp_path / "given.json")
+    config = _config(latency_table=str(tmp_path / "given.json"))
+    train_supernet(config, tmp_path / "run", progress=False, dataset=digits_96, stop_after_steps=2)
+    assert LatencyTable.load(tmp_path / "run" / "latency_table.json") == _table()
+    (tmp_path / "given.json").unlink()
+    moved = (tmp_path / "run").rename(tmp_path / "moved")
+    result = train_supernet(None, moved, resume=True, progress=False, dataset=digits_96)
+    assert result.last["epoch"] == config.epochs
+    found, _ = search_supernet(
+        moved, "nsga2", SearchConfig(objectives=("accuracy", "latency"), budget=2, population=2), progress=False
+    )
+    assert all(e.metrics["latency"] == pytest.approx(_table().predict(e.arch)) for e in found.evaluated)
+
+
 def test_fbnet_refuses_what_it_cannot_do():
     with pytest.raises(MixPathError, match="shrink_at is for sampled supernets"):
         _config(shrink_at=(0.5,))

@@ -90,6 +90,11 @@ def layer_choices(spec: LayerSpec, m: int) -> list[LayerChoice]:
     ]
 
 
+RUN_FILE = "latency_table.json"
+"""A run folder's latency table: measured there by the first search with a latency objective, or the table an
+fbnet run was given, copied in so the run resumes (and is searched) with it wherever the folder goes."""
+
+
 @dataclass(frozen=True)
 class LatencyTable:
     """Measured milliseconds: ``fixed`` for the parts every architecture has, ``layers[i][choice string]``."""

@@ -42,7 +42,7 @@ from mixpath import distributed
 from mixpath.data import Data
 from mixpath.errors import MixPathError
 from mixpath.evaluation.costs import CostModel
-from mixpath.evaluation.latency import LatencyTable, layer_choices
+from mixpath.evaluation.latency import RUN_FILE, LatencyTable, layer_choices
 from mixpath.io import write_csv, write_json
 from mixpath.spaces import Architecture, LayerChoice, SearchSpace
 from mixpath.supernet.network import MBConvSupernet
@@ -210,7 +210,12 @@ def train_fbnet(
         )
     steps_per_epoch = n_weight + n_arch
     candidates = layer_candidates(space)
-    table = LatencyTable.load(config.latency_table) if config.latency_table is not None else None
+    table = None
+    if config.latency_table is not None:
+        copy = run_dir / RUN_FILE
+        if not copy.exists():  # the run's own copy: a moved or resumed run does not need the original
+            LatencyTable.load(config.latency_table).save(copy)
+        table = LatencyTable.load(copy)
     costs = candidate_costs(space, candidates, table)
     state = start_or_resume(config, space, run_dir, device)
     theta = [torch.zeros(len(choices), device=device, requires_grad=True) for choices in candidates]

@@ -40,6 +40,7 @@ from mixpath import distributed
 from mixpath.checks import is_number
 from mixpath.data import Data, dataset_names, load_data
 from mixpath.errors import MixPathError
+from mixpath.evaluation.latency import RUN_FILE as LATENCY_RUN_FILE
 from mixpath.evaluation.scoring import score
 from mixpath.io import read_json, remove_stale_temp_files, write_csv, write_json
 from mixpath.kernels import kernel_change_warning, kernels_in_use
@@ -269,7 +270,7 @@ def _forget_failed_start(run_dir: Path) -> None:
     """After a new run failed before its first checkpoint (its data did not load, its batch does not fit),
     remove what its start wrote, so that the corrected command starts afresh instead of finding a run."""
     if not (run_dir / CHECKPOINT_FILE).exists():
-        for name in (CONFIG_FILE, LOG_FILE, SPACE_FILE):
+        for name in (CONFIG_FILE, LOG_FILE, SPACE_FILE, LATENCY_RUN_FILE):
             (run_dir / name).unlink(missing_ok=True)
 
 
