@@ -3,8 +3,8 @@ equal cost retrained from scratch -> one table, a verdict computed from it, repo
 
 A search earns its keep only if what it finds beats what needs no search, trained the same way. So the
 architecture the search picks (the most accurate on the front within a FLOPs budget) is retrained from
-scratch beside three baselines, all with one recipe and seed on the whole training split, and measured on
-the test split:
+scratch beside three baselines, all with one recipe and seed (or the same few seeds, ``retrain_seeds``) on the
+whole training split, and measured on the test split:
 
     found      the most accurate front architecture within the budget (the search runs under the budget too)
     random     a random architecture with FLOPs within 5 % of the found one's (the supernet's sampling rule)
@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
+import statistics
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -80,7 +82,7 @@ SEED_NOISE_POINTS = 0.5
 one fmnist-s1 architecture differ by this much on average (the ranking study's ground truth: 0.47 points at 2
 epochs over 12 architectures, 0.69 at 4, 0.45 at 8 over 22). On a test split of fewer than 200 images one image
 weighs more than that, so the verdict's noise floor is the larger of this and one test image (100 / test images
-points)."""
+points). A mean over n seeds per role divides it by the square root of n."""
 RETRAIN_RECIPE = Recipe(epochs=RETRAIN_EPOCHS, lr=RETRAIN_LR, label_smoothing=RETRAIN_LABEL_SMOOTHING)
 """What every retraining of the pipeline follows (``mixpath.pipeline_scale``: why these numbers)."""
 ROLES = {
@@ -119,6 +121,7 @@ def run_pipeline(
     device: str = "auto",
     space_file: Path | str | None = None,
     processes: int | None = None,
+    retrain_seeds: int = 1,
 ) -> dict[str, Any]:
     """Run the whole job into ``run_dir`` (see the module docstring) and return its summary, as pipeline.json.
 
@@ -133,10 +136,13 @@ def run_pipeline(
     ``allow_untrained=True`` logs the warning and goes on (a smoke run's supernet learns nothing).
     ``space_file``: the Python file declaring the space, as for ``train_supernet`` (which keeps a copy).
     ``processes``: how many of the four retrain at a time on the CPU (``retrain_architectures``; default one per
-    core).
+    core). ``retrain_seeds``: each of the four is retrained with this many seeds (the run's seed, +1, ...); the
+    table then shows their means, and the verdict's noise floor shrinks as one over the square root of it.
     """
     run_dir = Path(run_dir)
     check_processes("processes", processes)
+    if isinstance(retrain_seeds, bool) or not isinstance(retrain_seeds, int) or retrain_seeds < 1:
+        raise MixPathError(f"retrain_seeds={retrain_seeds!r} must be a whole number of at least 1")
     started = time.perf_counter()
     load_run_spaces(run_dir)
     if space_file is not None:
@@ -191,18 +197,17 @@ def run_pipeline(
         skip_bad_images=run.config.skip_bad_images,
     )
     retrain_root = run_dir / RETRAIN_DIR
+    seeds = [run.config.seed + k for k in range(retrain_seeds)]
+    runs = [
+        dataclasses.replace(entry, name=entry.name if k == 0 else f"{entry.name}-seed{seed}", seed=seed)
+        for entry in entries
+        for k, seed in enumerate(seeds)
+    ]  # the first seed's folders are named by role alone, as with one seed
     table = retrain_architectures(
-        space,
-        dataset,
-        entries,
-        recipe,
-        retrain_root,
-        seed=run.config.seed,
-        device=run.device,
-        progress=progress,
-        processes=processes,
+        space, dataset, runs, recipe, retrain_root, device=run.device, progress=progress, processes=processes
     )
-    rows = [{key: row.get(key) for key in RETRAINED_COLUMNS} | {"epochs": recipe.epochs} for row in table]
+    columns = RETRAINED_COLUMNS + (("seeds", "test_acc_sd") if retrain_seeds > 1 else ())
+    rows = [{key: row.get(key) for key in columns} | {"epochs": recipe.epochs} for row in seed_means(table)]
     write_json(run_dir / RETRAINED_FILE, rows)
     write_csv(run_dir / RETRAINED_CSV, rows)
     retrained_at = time.perf_counter()
@@ -210,7 +215,7 @@ def run_pipeline(
     export_paths, _ = export_retrained(
         retrain_root / "found", run_dir / EXPORT_DIR, export_program=True, overwrite=True
     )  # the pipeline's own export: a resumed pipeline writes it again
-    noise = max(SEED_NOISE_POINTS, 100.0 / len(dataset.test))
+    noise = max(SEED_NOISE_POINTS / math.sqrt(retrain_seeds), 100.0 / len(dataset.test))
     summary = {
         "run": str(run_dir),
         "training": trained.last,
@@ -225,12 +230,13 @@ def run_pipeline(
         "retraining": {
             "recipe": dataclasses.asdict(recipe),
             "seed": run.config.seed,
+            "seeds": seeds,
             "train_images": len(dataset.train),
             "test_images": len(dataset.test),
         },
         "roles": ROLES,
         "rows": rows,
-        "verdict": verdict(rows, noise, recipe.epochs),
+        "verdict": verdict(rows, noise, recipe.epochs, retrain_seeds),
         "files": {
             "table": str(run_dir / RETRAINED_CSV),
             "rows": str(run_dir / RETRAINED_FILE),
@@ -285,16 +291,41 @@ def retrained_found(run_dir: Path | str) -> Path | None:
 def comparison_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """The retrained table as aligned lines, then every role's architecture and how it was chosen."""
     width = max(len(str(row["role"])) for row in rows)
-    lines = format_table(rows, TABLE_HEADERS)
+    headers = dict(TABLE_HEADERS)
+    if any("test_acc_sd" in row for row in rows):  # several seeds per role: their spread, before the time
+        headers = {k: v for k, v in headers.items() if k != "train_seconds"} | {
+            "test_acc_sd": "sd (seeds)",
+            "train_seconds": headers["train_seconds"],
+        }
+    lines = format_table(rows, headers)
     for row in rows:
         lines.append(f"{row['role']:<{width}}  {row['arch']}  ({ROLES.get(row['role'], 'given')})")
     return lines
 
 
-def verdict(rows: Sequence[Mapping[str, Any]], noise: float, epochs: int) -> str:
-    """One line saying, from the test accuracies alone, whether the found architecture beat each baseline.
+def seed_means(table: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per role, in the order roles first appear: the first seed's row with validation and test
+    accuracy and training time averaged over the role's seeds, and, for several seeds, their count and the
+    sample standard deviation of the test accuracy."""
+    by_role: dict[str, list[Mapping[str, Any]]] = {}
+    for row in table:
+        by_role.setdefault(row["role"], []).append(row)
+    rows = []
+    for group in by_role.values():
+        row = dict(group[0]) | {
+            key: round(statistics.fmean(r[key] for r in group), 3) for key in ("val_acc", "test_acc", "train_seconds")
+        }
+        if len(group) > 1:
+            row |= {"seeds": len(group), "test_acc_sd": round(statistics.stdev(r["test_acc"] for r in group), 3)}
+        rows.append(row)
+    return rows
 
-    A difference within ``noise`` points either way is a tie: one seed cannot separate it from chance. A
+
+def verdict(rows: Sequence[Mapping[str, Any]], noise: float, epochs: int, seeds: int = 1) -> str:
+    """One line saying, from the test accuracies alone (each a mean of ``seeds`` retrainings), whether the found
+    architecture beat each baseline.
+
+    A difference within ``noise`` points either way is a tie: that many seeds cannot separate it from chance. A
     baseline that is the found architecture itself is named as such, not counted as a tie.
     """
     by_role = {row["role"]: row for row in rows}
@@ -318,5 +349,6 @@ def verdict(rows: Sequence[Mapping[str, Any]], noise: float, epochs: int) -> str
         clauses.append(f"{' and '.join(same)} picked the found architecture itself")
     return (
         "; ".join(clauses) + f" (test accuracy after {epochs} retraining epoch{'s' if epochs != 1 else ''}, "
-        f"one seed: differences below {noise:.2g} points are within seed noise)"
+        f"{'one seed' if seeds == 1 else f'mean of {seeds} seeds'}: differences below {noise:.2g} points are "
+        "within seed noise)"
     )

@@ -58,6 +58,8 @@ CURVES_FILE = "curves.png"
 RESULT_FILE = "result.json"
 TABLE_COLUMNS = ("name", "role", "arch", "flops", "params", "supernet_score", "val_acc", "test_acc", "train_seconds")
 _NUMBER_FORMATS = {
+    "seeds": "d",
+    "test_acc_sd": ".2f",
     "flops": ".2f",
     "params": ".3f",
     "supernet_score": ".2f",
@@ -77,6 +79,8 @@ class RetrainEntry:
     arch: Architecture
     role: str | None = None
     supernet_score: float | None = None
+    seed: int | None = None
+    """Its training seed; None: the seed the whole call is given."""
 
     def labels(self) -> dict[str, Any]:
         return {key: value for key in ("role", "supernet_score") if (value := getattr(self, key)) is not None}
@@ -190,7 +194,13 @@ def retrain_architectures(
     if repeated:
         raise MixPathError(f"two architectures to retrain share the folder name {repeated[0]!r}")
     check_seed("seed", seed)
-    claims = [(out_root / entry.name, _settings(space, dataset, entry.arch, recipe, seed)) for entry in entries]
+    seeds = [entry.seed if entry.seed is not None else seed for entry in entries]
+    for entry_seed in seeds:
+        check_seed("seed", entry_seed)
+    claims = [
+        (out_root / entry.name, _settings(space, dataset, entry.arch, recipe, entry_seed))
+        for entry, entry_seed in zip(entries, seeds, strict=True)
+    ]
     with run_lock(out_root), _claims(claims):
 
         def retrain(index: int, side_by_side: bool = False) -> dict[str, Any]:
@@ -203,7 +213,7 @@ def retrain_architectures(
                 entry.arch,
                 recipe,
                 folder,
-                seed=seed,
+                seed=seeds[index],
                 device=device,
                 progress=progress,
                 labels=entry.labels(),

@@ -13,7 +13,7 @@ import pytest
 from mixpath.baselines import check_budget, median_flops, params_pick, random_equal_flops, uniform_smallest
 from mixpath.errors import MixPathError
 from mixpath.evaluation import CalibrationSettings, CostModel, layer_choices
-from mixpath.pipeline import ROLES, run_pipeline, verdict
+from mixpath.pipeline import ROLES, comparison_lines, run_pipeline, verdict
 from mixpath.pipeline_scale import QUICK
 from mixpath.search import EvaluatedArch, SearchConfig
 from mixpath.spaces import Architecture, get_space
@@ -116,11 +116,12 @@ def test_verdict_says_who_won_and_calls_small_gaps_ties():
     assert lost.startswith("the search lost to params by 1.00 points; the found architecture beats smallest by 4.00")
     assert "it ties with random (-0.10)" in lost and "after 1 retraining epoch," in lost
     assert "differences below 0.3 points are within seed noise" in lost
+    assert "mean of 3 seeds: differences below 0.29 points" in verdict(_rows(89.0, 89.1, 85.0, 90.0), 0.29, 1, 3)
     same = verdict(_rows(89.0, 88.0, 85.0, 89.0, same=("params",)), 0.3, 2)
     assert "params picked the found architecture itself" in same and "ties" not in same
 
 
-def _quick(run_dir, resume=False):
+def _quick(run_dir, resume=False, retrain_seeds=1):
     """The quick setting on tiny/digits, as ``mixpath pipeline --quick --space tiny --data digits`` runs it."""
     return run_pipeline(
         run_dir,
@@ -132,6 +133,7 @@ def _quick(run_dir, resume=False):
         resume=resume,
         allow_untrained=True,  # as --quick does: one epoch on 1,000 images stays near chance
         progress=False,
+        retrain_seeds=retrain_seeds,
     )
 
 
@@ -173,6 +175,16 @@ def test_quick_pipeline_retrains_four_roles_and_resumes_without_training(tmp_pat
     again = _quick(run_dir, resume=True)
     assert _stamps(run_dir) == before
     assert again["rows"] == rows and again["verdict"] == summary["verdict"]
+
+    monkeypatch.undo()  # a second seed per role: only its four retrainings run, the first seed's are kept
+    two = _quick(run_dir, resume=True, retrain_seeds=2)
+    assert _stamps(run_dir) == {**before, **{k: v for k, v in _stamps(run_dir).items() if "-seed1" in k}}
+    for row, first in zip(two["rows"], rows, strict=True):
+        second = json.loads((run_dir / "retrain" / f"{row['role']}-seed1" / "result.json").read_text())
+        assert second["seed"] == 1 and row["seeds"] == 2 and row["arch"] == first["arch"]
+        assert row["test_acc"] == pytest.approx((first["test_acc"] + second["test_acc"]) / 2, abs=1e-3)
+    assert "mean of 2 seeds" in two["verdict"] and two["retraining"]["seeds"] == [0, 1]
+    assert "sd (seeds)" in comparison_lines(two["rows"])[0] and "sd over seeds" in (run_dir / "report.html").read_text()
 
 
 def _mixpath(*args):

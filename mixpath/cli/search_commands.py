@@ -344,6 +344,11 @@ def retrain(
     typer.echo("wrote " + ", ".join(str(path) for path in written))
 
 
+def _seeds_text(seeds: list[int]) -> str:
+    """``seed 0``, or ``seeds 0, 1, 2 (means)`` when every role was retrained with several."""
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))} (means)"
+
+
 def _scale_option(text: str, field: str, note: str = "") -> Any:
     """A ``pipeline`` option whose default is the ``Scale``'s ``field``: ``FULL``'s, ``QUICK``'s with --quick (a
     subset of None: all images); ``note`` is added to the default shown."""
@@ -390,6 +395,9 @@ def pipeline(
         "Seed of every stage (training, split, search, baselines, retraining).", TRAIN["seed"]
     ),
     processes: int = processes_option(),
+    retrain_seeds: int = typer.Option(
+        1, help="Seeds each of the four is retrained with; the table shows their means (time grows with it)."
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed pipeline in RUN."),
     json_output: bool = json_option(),
     device: str = device_option(),
@@ -407,6 +415,8 @@ def pipeline(
 
     run = run_folder(run, run_alias, required=False) or Path("runs/demo")
     check_processes("--processes", processes)
+    if retrain_seeds < 1:
+        raise MixPathError(f"--retrain-seeds={retrain_seeds} must be a whole number of at least 1")
     scale = QUICK if quick else FULL
     options = given(
         space=space_to_use(space, space_file),
@@ -448,6 +458,7 @@ def pipeline(
         device=device,
         space_file=space_file,
         processes=processes,
+        retrain_seeds=retrain_seeds,
     )
     if json_output:
         echo_json(summary)
@@ -461,7 +472,8 @@ def pipeline(
         (
             "retrained",
             f"from scratch, {retraining['recipe']['epochs']} {epochs_word} on {retraining['train_images']} "
-            f"images, seed {retraining['seed']}, tested on {retraining['test_images']} images:",
+            f"images, {_seeds_text(retraining.get('seeds', [retraining['seed']]))}, tested on "
+            f"{retraining['test_images']} images:",
         ),
     ]
     after_table = [

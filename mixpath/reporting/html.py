@@ -79,8 +79,12 @@ _RETRAIN_COLUMNS = {
     "supernet_score": ("supernet score", "{:.2f} %"),
     "val_acc": ("val accuracy", "{:.2f} %"),
     "test_acc": ("test accuracy", "{:.2f} %"),
+    "test_acc_sd": ("sd over seeds", "{:.2f}"),
+    "seeds": ("seeds", "{:.0f}"),
     "epochs": ("epochs", "{:.0f}"),
 }
+_SEVERAL_SEEDS = ("test_acc_sd", "seeds")
+"""Columns of a pipeline retrained with several seeds per role: shown only when a row has them."""
 
 
 class _Folder:
@@ -315,12 +319,14 @@ def _retrained(folder: _Folder) -> Html:
     if not rows:
         parts.append(_note("Not retrained yet: no retrained.json and no retrain/<name>/result.json in this run."))
         return join(parts)
-    headers = ["role", "architecture", *(h for h, _ in _RETRAIN_COLUMNS.values()), "training time", "result"]
+    several = any(key in row for row in rows for key in _SEVERAL_SEEDS)
+    columns = {k: v for k, v in _RETRAIN_COLUMNS.items() if several or k not in _SEVERAL_SEEDS}
+    headers = ["role", "architecture", *(h for h, _ in columns.values()), "training time", "result"]
     cells = [
         [
             row.get("role", MISSING),
             element("code", row.get("arch", MISSING)),
-            *(number(row.get(key), fmt) for key, (_, fmt) in _RETRAIN_COLUMNS.items()),
+            *(number(row.get(key), fmt) for key, (_, fmt) in columns.items()),
             _duration(_float(row.get("train_seconds"))),
             folder.link(source) if source is not None else MISSING,
         ]
