@@ -30,7 +30,7 @@ def _mixpath(*args, cwd=None):
         (["pipeline", "{tmp}/r", "--space", "tiny", "--processes", "0"], "--processes=0 must be a whole number of at"),
         (["retrain", "--space", "tiny", "--arch", "e6:k3-e3:k3-e6:k3", "--processes", "2"], "drop it"),
         (["groundtruth", "--out", "{tmp}/gt.csv", "--processes", "-1"], "--processes=-1 must be a whole number of at"),
-        (["pipeline", "{tmp}/r", "--space", "tiny", "--retrain-seeds", "0"], "--retrain-seeds=0 must be a whole number"),
+        (["pipeline", "{tmp}/r", "--space", "tiny", "--retrain-seeds", "0"], "--retrain-seeds=0 must be a whole"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
