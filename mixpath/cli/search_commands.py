@@ -261,7 +261,7 @@ def export(
 def retrain(
     run: Path | None = run_argument(
         "A searched run folder: retrain every architecture of its search front into RUN/retrain/<n>-<digest>/, "
-        "one after another, then write RUN/retrain/table.csv and table.json; run it again to resume. Or --arch."
+        "--processes at a time, then write RUN/retrain/table.csv and table.json; run it again to resume. Or --arch."
     ),
     arch: str = option_with_default("Architecture string to train from scratch, instead of RUN.", "none"),
     algo: str = option_with_default("With RUN: whose front, when RUN holds several searches.", "the only one"),
