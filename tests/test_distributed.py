@@ -181,7 +181,7 @@ def _search_config() -> SearchConfig:
 def _records(result) -> list:
     return {
         "evaluated": [(str(r.arch), r.metrics, r.feasible, r.generation) for r in result.evaluated],
-        "history": result.history,
+        "history": [{k: v for k, v in entry.items() if k != "score_seconds"} for entry in result.history],  # wall time
         "front": [str(r.arch) for r in result.front],
     }
 

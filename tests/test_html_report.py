@@ -134,6 +134,7 @@ def _full_run(root: Path) -> Path:
             "front_size": 3,
             "hypervolume": 20.0 + g,
             "cost_seconds": 3.0 * g,
+            "score_seconds": 40.0 * g,
         }
         for g in (1, 2)
     ]
@@ -208,6 +209,7 @@ def test_page_shows_settings_front_retrained_and_ranking(tmp_path):
     _, _, page = _page(run)
     assert page.fact("space") == "tiny" and page.fact("epochs") == "3" and page.fact("data_dir") == "null"
     assert page.fact("hypervolume") == "21 → 22" and page.fact("Pareto front") == "3 architectures"
+    assert page.fact("scoring time") == "1 min 20 s" and page.fact("queried training time") == "6.0 s"
     front = page.table("#", "architecture")
     saved = SearchResult.load(run / "search-nsga2", get_space("tiny")).front
     assert len(saved) >= 3

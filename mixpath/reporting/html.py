@@ -245,8 +245,10 @@ def _search(folder: _Folder, directory: Path) -> Html:
         summary["hypervolume"] = (
             f"{number(first.get('hypervolume'), '{:.4g}')} → {number(last.get('hypervolume'), '{:.4g}')}"
         )
-        if _float(last.get("cost_seconds")):  # benchmark tables' training time; supernet scores record none
-            summary["scoring time"] = _duration(_float(last.get("cost_seconds")))
+        if _float(last.get("score_seconds")):  # wall-clock time in the evaluator (histories before it: none)
+            summary["scoring time"] = _duration(_float(last.get("score_seconds")))
+        if _float(last.get("cost_seconds")):  # a benchmark table's training time of the queried architectures
+            summary["queried training time"] = _duration(_float(last.get("cost_seconds")))
     parts.append(facts(summary.items(), per_row=2))
     parts.append(
         figures(

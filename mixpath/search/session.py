@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,8 @@ class SearchSession:
         self.state_path = Path(state_dir) / STATE_FILE if state_dir is not None else None
         self.records: list[EvaluatedArch] = []
         self.history: list[dict[str, Any]] = []
+        self.score_seconds = 0.0
+        """Wall-clock seconds spent in the evaluator's calls so far, a resumed search's included."""
         self.reference: dict[str, float] = {}
         self.algorithm_state: dict[str, Any] | None = None
         self._by_arch: dict[Architecture, EvaluatedArch] = {}
@@ -203,13 +206,17 @@ class SearchSession:
 
     def _score(self, archs: list[Architecture]) -> list[dict[str, float]]:
         """One evaluator call, with the evaluator's ``on_scored`` hook (when it has one) moving the bar."""
-        if not hasattr(self.evaluator, "on_scored"):
-            return self.evaluator.evaluate(archs)
-        self.evaluator.on_scored = lambda arch: self._bar.update()
+        started = time.perf_counter()
         try:
-            return self.evaluator.evaluate(archs)
+            if not hasattr(self.evaluator, "on_scored"):
+                return self.evaluator.evaluate(archs)
+            self.evaluator.on_scored = lambda arch: self._bar.update()
+            try:
+                return self.evaluator.evaluate(archs)
+            finally:
+                self.evaluator.on_scored = None
         finally:
-            self.evaluator.on_scored = None
+            self.score_seconds += time.perf_counter() - started
 
     def end_generation(self, algorithm_state: dict[str, Any]) -> None:
         """Close a generation: history entry, log line, progress bar, state file."""
@@ -225,6 +232,7 @@ class SearchSession:
             "front_size": len(result.front),
             "hypervolume": result.hypervolume() if complete else 0.0,
             "cost_seconds": sum(r.metrics.get("cost_seconds", 0.0) for r in self.records),
+            "score_seconds": round(self.score_seconds, 2),
         }
         self.history.append(entry)
         self.algorithm_state = algorithm_state
@@ -340,6 +348,7 @@ class SearchSession:
         self.history = state["history"]
         if not isinstance(self.history, list) or not all(isinstance(entry, dict) for entry in self.history):
             raise TypeError("its history is not a list of generations")
+        self.score_seconds = float(self.history[-1].get("score_seconds", 0.0)) if self.history else 0.0
         if not isinstance(state["evaluated"], list) or not isinstance(state["rejected"], list):
             raise TypeError("its evaluated and rejected architectures are not lists")
         self.records = [EvaluatedArch.from_json(e, self.space, self.m) for e in state["evaluated"]]
