@@ -72,6 +72,7 @@ from mixpath.spaces import load_space_file
 from mixpath.spaces.space_file import load_run_spaces
 from mixpath.training import Recipe, Run, TrainConfig, load_run, train_supernet
 from mixpath.training.chance import untrained_warning
+from mixpath.training.recipe import check_whole_number
 from mixpath.training.trainer import CONFIG_FILE, run_space
 from mixpath.workflow import choose_under_budget, export_retrained, search_supernet, supernet_evaluator
 
@@ -141,8 +142,7 @@ def run_pipeline(
     """
     run_dir = Path(run_dir)
     check_processes("processes", processes)
-    if isinstance(retrain_seeds, bool) or not isinstance(retrain_seeds, int) or retrain_seeds < 1:
-        raise MixPathError(f"retrain_seeds={retrain_seeds!r} must be a whole number of at least 1")
+    check_whole_number("retrain_seeds", retrain_seeds)
     started = time.perf_counter()
     load_run_spaces(run_dir)
     if space_file is not None:

@@ -228,7 +228,8 @@ def retrain_architectures(
         if processes_used > 1:
             log.info("retraining %d architectures, %d at a time", len(entries), processes_used)
             task = functools.partial(retrain, side_by_side=True)
-            flops = [CostModel(space)(entry.arch)["flops"] for entry in entries]
+            cost = CostModel(space)
+            flops = [cost(entry.arch)["flops"] for entry in entries]
             longest_first = sorted(range(len(entries)), key=lambda index: -flops[index])
             results = dict(run_side_by_side(task, longest_first, processes_used))
         else:

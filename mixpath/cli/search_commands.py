@@ -411,12 +411,12 @@ def pipeline(
     from mixpath.pipeline import RETRAIN_RECIPE, comparison_lines, run_pipeline
     from mixpath.search import SearchConfig
     from mixpath.training import TrainConfig
+    from mixpath.training.recipe import check_whole_number
     from mixpath.training.trainer import CONFIG_FILE, saved_config
 
     run = run_folder(run, run_alias, required=False) or Path("runs/demo")
     check_processes("--processes", processes)
-    if retrain_seeds < 1:
-        raise MixPathError(f"--retrain-seeds={retrain_seeds} must be a whole number of at least 1")
+    check_whole_number("--retrain-seeds", retrain_seeds)
     scale = QUICK if quick else FULL
     options = given(
         space=space_to_use(space, space_file),
