@@ -19,8 +19,17 @@ def check_seed(name: str, value: object) -> None:
         raise MixPathError(f"{name}={value!r} must be a whole number from 0 to {MAX_SEED}")
 
 
+def check_whole_number(name: str, value: object, smallest: int = 1, meaning: str = "") -> int:
+    """``value`` if it is an int >= ``smallest`` (not a bool), else a MixPathError naming the setting; ``meaning``
+    (e.g. "0: read images in this process") is added to the message in brackets."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < smallest:
+        note = f" ({meaning})" if meaning else ""
+        raise MixPathError(f"{name}={value!r} must be a whole number >= {smallest}{note}")
+    return value
+
+
 def check_processes(name: str, value: object) -> None:
     """A MixPathError naming the setting unless ``value`` is None (one process per core) or a whole number of at
     least 1: how many trainings run side by side (``mixpath.training.side_by_side``)."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise MixPathError(f"{name}={value!r} must be a whole number of at least 1 (default: one per core)")
+    if value is not None:
+        check_whole_number(name, value, meaning="default: one per core")

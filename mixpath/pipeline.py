@@ -51,7 +51,7 @@ from mixpath.baselines import (
     random_equal_flops,
     uniform_smallest,
 )
-from mixpath.checks import check_processes
+from mixpath.checks import check_processes, check_whole_number
 from mixpath.data import load_data
 from mixpath.errors import MixPathError
 from mixpath.evaluation import CalibrationSettings, CostModel
@@ -72,7 +72,6 @@ from mixpath.spaces import load_space_file
 from mixpath.spaces.space_file import load_run_spaces
 from mixpath.training import Recipe, Run, TrainConfig, load_run, train_supernet
 from mixpath.training.chance import untrained_warning
-from mixpath.training.recipe import check_whole_number
 from mixpath.training.trainer import CONFIG_FILE, run_space
 from mixpath.workflow import choose_under_budget, export_retrained, search_supernet, supernet_evaluator
 

@@ -84,7 +84,7 @@ def test_make_searcher_names_and_errors():
         ({"objectives": ("accuracy", "energy")}, "unknown objective 'energy'"),
         ({"objectives": ()}, "at least one objective"),
         ({"constraints": {"latencyy": 3.0}}, "unknown constraint metric 'latencyy'"),
-        ({"budget": 0}, "budget=0 must be an integer >= 1"),
+        ({"budget": 0}, "budget=0 must be a whole number >= 1"),
         ({"population": 1}, "population=1"),
         ({"mutation_prob": 1.5}, "mutation_prob=1.5"),
         ({"reference": {"params": 1.0}}, "'params', which is not an objective"),

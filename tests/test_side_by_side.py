@@ -72,7 +72,7 @@ def test_the_default_is_one_process_per_usable_core():
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
 def test_a_bad_process_count_is_a_one_line_error(bad):
-    with pytest.raises(MixPathError, match=rf"^--processes={bad!r} must be a whole number of at least 1"):
+    with pytest.raises(MixPathError, match=rf"^--processes={bad!r} must be a whole number >= 1"):
         check_processes("--processes", bad)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from mixpath.checks import check_processes, check_seed
+from mixpath.checks import check_processes, check_seed, check_whole_number
 from mixpath.cli import Command, app
 from mixpath.cli.options import (
     RECIPE,
@@ -411,7 +411,6 @@ def pipeline(
     from mixpath.pipeline import RETRAIN_RECIPE, comparison_lines, run_pipeline
     from mixpath.search import SearchConfig
     from mixpath.training import TrainConfig
-    from mixpath.training.recipe import check_whole_number
     from mixpath.training.trainer import CONFIG_FILE, saved_config
 
     run = run_folder(run, run_alias, required=False) or Path("runs/demo")

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from mixpath.checks import check_whole_number
 from mixpath.errors import MixPathError
 
 
@@ -31,9 +32,7 @@ class AugmentConfig:
 
     def __post_init__(self) -> None:
         for key in ("crop_padding", "cutout"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise MixPathError(f"augmentation {key}={value!r} must be an int >= 0 (pixels, 0 = off)")
+            check_whole_number(f"augmentation {key}", getattr(self, key), smallest=0, meaning="pixels, 0 = off")
         if not isinstance(self.flip, bool):
             raise MixPathError(f"augmentation flip={self.flip!r} must be true or false")
 

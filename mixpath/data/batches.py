@@ -29,6 +29,7 @@ from typing import Protocol
 
 import torch
 
+from mixpath.checks import check_whole_number
 from mixpath.data.augment import AugmentConfig, augment_batch
 from mixpath.errors import MixPathError
 
@@ -50,8 +51,7 @@ def iterate_batches(
     In order, batches are views of ``x`` and ``y`` (do not modify them in place); shuffled, they are
     fresh tensors. ``drop_last`` skips a final batch smaller than ``batch_size``.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise MixPathError(f"batch_size={batch_size!r} must be an int >= 1")
+    check_whole_number("batch_size", batch_size)
     if len(x) != len(y):
         raise MixPathError(f"iterate_batches: {len(x)} inputs but {len(y)} labels")
     n = len(x)

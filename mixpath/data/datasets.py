@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mixpath.checks import check_whole_number
 from mixpath.data import cifar, digits, fashion_mnist, imagefolder, wavfolder
 from mixpath.data.augment import AugmentConfig
 from mixpath.data.batches import Data, TensorSource
@@ -164,8 +165,7 @@ def load_dataset(
     train_idx, val_idx = split_indices(raw.train_y, val_size, seed=split_seed)
     mean, std = channel_stats(raw.train_x[train_idx], raw.max_value)
     if train_subset is not None:
-        if isinstance(train_subset, bool) or not isinstance(train_subset, int) or not 1 <= train_subset:
-            raise MixPathError(f"train_subset={train_subset!r} must be an int >= 1")
+        check_whole_number("train_subset", train_subset)
         if train_subset > len(train_idx):
             raise MixPathError(f"train_subset={train_subset} exceeds the {len(train_idx)} training images of {name}")
         train_idx = train_idx[:train_subset]

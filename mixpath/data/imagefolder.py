@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from mixpath.checks import check_whole_number
 from mixpath.data.batches import BatchSource, Seeds
 from mixpath.data.splits import split_indices
 from mixpath.errors import MixPathError
@@ -84,9 +85,7 @@ class ImageTransform:
 
     def __post_init__(self) -> None:
         for key in ("image_size", "resize_size"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise MixPathError(f"{key}={value!r} must be an int >= 1 (pixels)")
+            check_whole_number(key, getattr(self, key), meaning="pixels")
         if not 0 < self.scale[0] <= self.scale[1] <= 1:
             raise MixPathError(f"crop scale {self.scale} must satisfy 0 < low <= high <= 1")
         if not 0 < self.ratio[0] <= self.ratio[1]:
@@ -274,8 +273,7 @@ class FolderSource(BatchSource):
         device: torch.device | str = "cpu",
         skipped: set[str] | None = None,
     ) -> None:
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-            raise MixPathError(f"workers={workers!r} must be a whole number >= 0 (0: read images in this process)")
+        check_whole_number("workers", workers, smallest=0, meaning="0: read images in this process")
         self.samples = list(samples)
         self.transform, self.augment = transform, augment
         self.workers, self.skip_bad_images = workers, skip_bad_images
@@ -318,8 +316,7 @@ class FolderSource(BatchSource):
         return self._load(_Keys(keys, max(0, steps - start_step)))
 
     def batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise MixPathError(f"batch_size={batch_size!r} must be an int >= 1")
+        check_whole_number("batch_size", batch_size)
         starts = range(0, len(self), batch_size)
 
         def keys() -> Iterator[list[tuple[int, int]]]:
@@ -445,8 +442,7 @@ def load_folder_dataset(
         keep, tested = split_indices(rest_labels, len(held), seed=split_seed)
         train, test = [pool[rest[i]] for i in keep], [pool[rest[i]] for i in tested]
     if train_subset is not None:
-        if isinstance(train_subset, bool) or not isinstance(train_subset, int) or train_subset < 1:
-            raise MixPathError(f"train_subset={train_subset!r} must be an int >= 1")
+        check_whole_number("train_subset", train_subset)
         if train_subset > len(train):
             raise MixPathError(f"train_subset={train_subset} exceeds the {len(train)} training images of {root}")
         train = train[:train_subset]

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from mixpath.checks import check_whole_number
 from mixpath.data import BatchSource, Data
 from mixpath.errors import MixPathError
 from mixpath.evaluation.modules import model_device, restored_modes
@@ -47,19 +48,12 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-def check_count(name: str, value: object) -> int:
-    """``value`` if it is an int >= 1, else a MixPathError naming the setting."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise MixPathError(f"{name}={value!r} must be an int >= 1")
-    return value
-
-
 def calibration_images(dataset: Data, size: int = 2048, seed: int = 0) -> BatchSource:
     """A fixed, seeded random subset of the training split, not augmented (in memory: ``.x`` is N x C x H x W).
 
     When the training split holds fewer than ``size`` images, all of them are used (in seeded order).
     """
-    check_count("calibration size", size)
+    check_whole_number("calibration size", size)
     n = len(dataset.train)
     if n == 0:
         raise MixPathError(f"dataset {dataset.name!r} has no training images to calibrate BNs with")
@@ -86,7 +80,7 @@ def calibrate_bn(
     Training flags and BN momenta are restored afterwards.
     """
     check_mode(mode)
-    check_count("calibration batch_size", batch_size)
+    check_whole_number("calibration batch_size", batch_size)
     if mode == "none":
         return []
     if len(images) == 0:
@@ -144,9 +138,9 @@ class CalibrationSettings:
 
     def __post_init__(self) -> None:
         check_mode(self.mode)
-        check_count("calibration size", self.size)
-        check_count("calibration batches", self.batches)
-        check_count("calibration batch_size", self.batch_size)
+        check_whole_number("calibration size", self.size)
+        check_whole_number("calibration batches", self.batches)
+        check_whole_number("calibration batch_size", self.batch_size)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise MixPathError(f"calibration seed={self.seed!r} must be an int")
 

@@ -21,11 +21,12 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+from mixpath.checks import check_whole_number
 from mixpath.data import Data
 from mixpath.device import resolve_device
 from mixpath.errors import MixPathError
 from mixpath.evaluation.cache import EvalCache, fingerprint
-from mixpath.evaluation.calibration import CalibrationSettings, check_count
+from mixpath.evaluation.calibration import CalibrationSettings
 from mixpath.evaluation.costs import CostModel
 from mixpath.evaluation.folding import fold_batchnorms
 from mixpath.evaluation.modules import model_device, synchronize
@@ -96,7 +97,7 @@ class SupernetEvaluator:
     ) -> None:
         if not hasattr(supernet, "space") or not hasattr(supernet, "m"):
             raise MixPathError(f"{type(supernet).__name__} is not a mixpath supernet (it needs .space and .m)")
-        check_count("batch_size", batch_size)
+        check_whole_number("batch_size", batch_size)
         if len(dataset.val) == 0:
             raise MixPathError(f"dataset {dataset.name!r} has no validation split; load it with val_size > 0")
         self.supernet = supernet

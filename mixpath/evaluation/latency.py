@@ -37,9 +37,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from mixpath.checks import check_whole_number
 from mixpath.device import resolve_device
 from mixpath.errors import MixPathError
-from mixpath.evaluation.calibration import check_count
 from mixpath.evaluation.layerwise import Part, layer_parts
 from mixpath.evaluation.modules import model_device, restored_modes, synchronize
 from mixpath.io import read_json, write_json
@@ -62,8 +62,8 @@ def measure_latency(
 ) -> float:
     """Median milliseconds of one forward pass of ``batch_size`` random inputs (laid out in
     ``memory_format``) on the model's device."""
-    check_count("latency batch_size", batch_size)
-    check_count("latency repeats", repeats)
+    check_whole_number("latency batch_size", batch_size)
+    check_whole_number("latency repeats", repeats)
     device = model_device(model)
     x = torch.randn((batch_size, *input_shape), device=device).contiguous(memory_format=memory_format)
     times = []
@@ -179,9 +179,8 @@ def build_latency_table(
     timed whole, ``rounds`` times each, to fit ``scale``.
     """
     space.check_m(m)
-    check_count("latency rounds", rounds)
-    if isinstance(calibrate, bool) or not isinstance(calibrate, int) or calibrate < 0:
-        raise MixPathError(f"latency calibrate={calibrate!r} must be an int >= 0 (architectures timed whole)")
+    check_whole_number("latency rounds", rounds)
+    check_whole_number("latency calibrate", calibrate, smallest=0, meaning="architectures timed whole")
     parts = layer_parts(space)
     if parts is None:
         raise MixPathError(f"no latency table for family {space.family!r}: it declares no layer parts")

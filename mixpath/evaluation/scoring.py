@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mixpath.checks import check_whole_number
 from mixpath.data import BatchSource
 from mixpath.errors import MixPathError
-from mixpath.evaluation.calibration import check_count
 from mixpath.evaluation.modules import model_device, restored_modes
 from mixpath.spaces import Architecture
 
@@ -24,7 +24,7 @@ def score(model: nn.Module, arch: Architecture | None, split: BatchSource, batch
     Runs ``model(x, arch)`` (or ``model(x)`` when ``arch`` is None) in eval and inference mode, in
     batches of ``batch_size`` moved to the model's device; the training flags are restored afterwards.
     """
-    check_count("batch_size", batch_size)
+    check_whole_number("batch_size", batch_size)
     if len(split) == 0:
         raise MixPathError("nothing to score: the split holds no images")
     device = model_device(model)

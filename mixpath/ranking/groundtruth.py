@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mixpath.checks import check_whole_number
 from mixpath.data import Data
 from mixpath.errors import MixPathError
 from mixpath.evaluation import CostModel
@@ -104,8 +105,7 @@ def stratified_sample(
 ) -> list[Architecture]:
     """``n`` distinct architectures of ``space`` (up to ``m`` paths per layer), stratified over mean path
     count and FLOPs; the same arguments give the same list. ``flops(arch)`` defaults to the cost model."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise MixPathError(f"number of architectures {n!r} must be an int >= 1")
+    check_whole_number("number of architectures", n)
     m = space.check_m(m)
     if n > space.size(m):
         raise MixPathError(f"{n} architectures asked for, but {space.name} has {space.size(m)} with m={m}")

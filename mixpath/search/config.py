@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from mixpath.checks import check_seed, is_number
+from mixpath.checks import check_seed, check_whole_number, is_number
 from mixpath.errors import MixPathError
 from mixpath.search.objectives import check_metric_names
 
@@ -70,9 +70,9 @@ class SearchConfig:
         for name, value in {**self.constraints, **self.reference}.items():
             if not math.isfinite(value):
                 raise MixPathError(f"{name}={value} must be a finite number")
-        _check_int("budget", self.budget, 1)
-        _check_int("population", self.population, 2)
-        _check_int("top_k", self.top_k, 1)
+        check_whole_number("budget", self.budget, 1)
+        check_whole_number("population", self.population, 2)
+        check_whole_number("top_k", self.top_k, 1)
         check_seed("seed", self.seed)
         if not is_number(self.mutation_prob) or not 0.0 <= self.mutation_prob <= 1.0:
             raise MixPathError(f"mutation_prob={self.mutation_prob!r} must be a number in [0, 1]")
@@ -120,11 +120,6 @@ class SearchConfig:
             return cls(**data)
         except MixPathError as err:
             raise MixPathError(f"{source}: {err}") from None
-
-
-def _check_int(name: str, value: Any, smallest: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < smallest:
-        raise MixPathError(f"{name}={value!r} must be an integer >= {smallest}")
 
 
 def parse_objectives(text: str) -> tuple[str, ...]:

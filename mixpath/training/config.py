@@ -7,10 +7,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from mixpath.checks import check_seed, is_number
+from mixpath.checks import check_seed, check_whole_number, is_number
 from mixpath.errors import MixPathError
 from mixpath.supernet import check_bn_policy
-from mixpath.training.recipe import Recipe, check_whole_number
+from mixpath.training.recipe import Recipe
 from mixpath.training.samplers import STRATEGIES
 
 AMP_MODES = ("off", "bf16", "fp16")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from mixpath.checks import check_whole_number
 from mixpath.errors import MixPathError
 
 MAX_LR = 3.0e38
@@ -59,9 +60,3 @@ class Recipe:
         """SGD over ``params`` with this recipe's momentum and weight decay (the rate is set every step), as one
         multi-tensor update per step (``foreach``): the same arithmetic as one update per parameter, faster."""
         return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay, foreach=True)
-
-
-def check_whole_number(name: str, value: object, smallest: int = 1) -> None:
-    """A MixPathError naming the setting unless ``value`` is an int >= ``smallest``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < smallest:
-        raise MixPathError(f"{name}={value!r} must be a whole number >= {smallest}")
