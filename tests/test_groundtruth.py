@@ -17,8 +17,11 @@ from mixpath.ranking import (
     path_bins,
     stratified_sample,
 )
-from mixpath.ranking.groundtruth import bin_of, mean_paths
+from mixpath.ranking.groundtruth import bin_of, mean_paths, training_checkpoint
+from mixpath.supernet import build_standalone
 from mixpath.training import Recipe
+from mixpath.training.checkpoint import load_checkpoint, save_checkpoint
+from mixpath.training.standalone import init_seed, train_standalone
 
 RECIPE = Recipe(epochs=1, batch_size=64)
 
@@ -65,6 +68,31 @@ def test_interrupted_run_resumes_to_the_same_lines(tiny, digits, tmp_path):
     assert _strip_seconds(resumed) == _strip_seconds(full)
     assert [row.arch for row in full] == [str(a) for a in archs]
     assert all(0.0 <= row.test_acc <= 100.0 and row.flops > 0 and row.params > 0 for row in full)
+
+
+def test_a_training_killed_mid_way_resumes_from_its_checkpoint_to_the_same_row(tiny, digits, tmp_path):
+    archs = stratified_sample(tiny, 2, 2, seed=0, flops=_flops)
+    recipe = dataclasses.replace(RECIPE, epochs=2)
+    full = build_ground_truth(tiny, digits, archs[:1], recipe, tmp_path / "full.csv", seed=3)
+    assert not any((tmp_path / "full.checkpoints").iterdir())  # deleted once the row is written
+    out = tmp_path / "killed.csv"
+    checkpoint = training_checkpoint(out, str(archs[0]), 3, recipe, digits)
+    checkpoint.parent.mkdir()
+    init_seed(3)  # the kill: the same training as build_ground_truth's, stopped after its first epoch
+    model = build_standalone(tiny, archs[0])
+    train_standalone(model, digits, recipe, seed=3, progress=False, checkpoint_path=checkpoint, stop_after_epochs=1)
+    saved = load_checkpoint(checkpoint)
+    save_checkpoint(checkpoint, {**saved, "seconds": 1000.0})  # a mark: a row that resumed counts these seconds
+    resumed = build_ground_truth(tiny, digits, archs[:1], recipe, out, seed=3)
+    assert _strip_seconds(resumed) == _strip_seconds(full)
+    assert resumed[0].seconds > 1000.0 > full[0].seconds
+    assert not checkpoint.exists()
+    other = {
+        training_checkpoint(out, str(archs[0]), 4, recipe, digits),
+        training_checkpoint(out, str(archs[0]), 3, RECIPE, digits),
+        training_checkpoint(out, str(archs[1]), 3, recipe, digits),
+    }
+    assert checkpoint not in other and len(other) == 3  # another seed, recipe or arch never resumes it
 
 
 def test_side_by_side_rows_equal_one_after_another_and_a_repeated_arch_trains_once(tiny, digits, tmp_path):

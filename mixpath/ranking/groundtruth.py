@@ -7,18 +7,23 @@ ranked on a subset), and within a bin equal shares per FLOPs quantile of a candi
 ``build_ground_truth`` trains each architecture with one fixed recipe (``mixpath.training.standalone``)
 and appends one CSV line per finished architecture (``mixpath.io.append_line``), so a killed run continues
 where it stopped: rows already in the file (same architecture and seed) are skipped, and a torn last line
-left by a kill is dropped. Every architecture is trained with the same seed (same initialisation stream, batch
+left by a kill is dropped. A training under way checkpoints after every epoch into a folder beside the CSV
+(``<name>.checkpoints/``) and a killed run resumes it there, to the same row (the batches of an epoch depend
+only on the seed and the epoch), so a kill costs at most one epoch; the checkpoint is deleted once its row is
+written. Every architecture is trained with the same seed (same initialisation stream, batch
 order and augmentation: common random numbers), so a row depends only on (architecture, seed, recipe).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
+import hashlib
 import io
+import json
 import logging
 import math
 import random
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,14 +234,17 @@ def build_ground_truth(
         def train(index: int) -> GroundTruthRow:
             init_seed(seed)
             model = build_standalone(space, archs[index])
-            started = time.perf_counter()
             label = f"arch {index + 1}/{len(archs)}" if side_by_side > 1 else None
-            result = train_standalone(model, dataset, recipe, seed=seed, device=device, progress=progress, label=label)
+            checkpoint = training_checkpoint(out, texts[index], seed, recipe, dataset)
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            options = {"device": device, "progress": progress, "label": label, "checkpoint_path": checkpoint}
+            result = train_standalone(model, dataset, recipe, seed=seed, **options)
             assert result is not None  # it trains to the end without stop_after_epochs
             cost = costs(archs[index])
-            seconds = round(time.perf_counter() - started, 2)
             flops, params = round(cost["flops"], 4), round(cost["params"], 5)
-            return GroundTruthRow(texts[index], result["val_acc"], result["test_acc"], flops, params, seconds, seed)
+            return GroundTruthRow(
+                texts[index], result["val_acc"], result["test_acc"], flops, params, result["seconds"], seed
+            )
 
         if side_by_side > 1:
             longest_first = sorted(todo, key=lambda index: -costs(archs[index])["flops"])
@@ -245,6 +253,7 @@ def build_ground_truth(
             finished = ((index, train(index)) for index in todo)
         for index, row in finished:
             file.append(row)
+            training_checkpoint(out, row.arch, seed, recipe, dataset).unlink(missing_ok=True)
             log.info(
                 "ground truth %d/%d: %s val %.2f%% test %.2f%%",
                 index + 1,
@@ -255,6 +264,21 @@ def build_ground_truth(
             )
         rows = [row for row in file.read() if row.seed == seed and row.arch in first]
         return sorted(rows, key=lambda row: first[row.arch])
+
+
+def training_checkpoint(out: Path | str, arch: str, seed: int, recipe: Recipe, dataset: Data) -> Path:
+    """Where ``build_ground_truth`` checkpoints the training of ``arch`` for the CSV ``out``: named by a hash of
+    everything the row depends on (architecture, seed, recipe, data set and its split sizes), so a checkpoint
+    of another recipe or data set is never resumed by mistake."""
+    key = {
+        "arch": arch,
+        "seed": seed,
+        "recipe": dataclasses.asdict(recipe),
+        "data": [dataset.name, len(dataset.train), len(dataset.val), len(dataset.test)],
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    out = Path(out)
+    return out.parent / f"{out.stem}.checkpoints" / f"{digest}.pt"
 
 
 def benchmark_ground_truth(
