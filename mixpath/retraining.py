@@ -303,20 +303,22 @@ def retrain_front(
 ) -> tuple[Path, list[dict[str, Any]]]:
     """Retrain every architecture of a run's search front into ``out_root`` (default RUN/retrain).
 
-    The data default to the run's (its folder too, and an image folder's image size, ``workers`` and whether to
-    skip unreadable images, unless given); the training split is the whole one unless ``train_subset`` is given
+    The data default to the run's (its folder and validation size too, and an image folder's image size,
+    ``workers`` and whether to skip unreadable images, unless given); the training split is the whole one unless ``train_subset`` is given
     (a supernet trained on a subset for speed does not limit its retraining). ``processes``: how many train at a
     time, as in ``retrain_architectures``. Returns the root folder and the table of ``retrain_architectures``.
     """
     with run_lock(run_dir):
         config, entries = front_entries(run_dir, algo)
+        val_size = 0.1
         if data is None or data == config.data:
-            data = config.data
+            data, val_size = config.data, config.val_size
             data_dir = data_dir if data_dir is not None else config.data_dir
         space = run_space(config)
         dataset = load_data(
             data,
             data_dir,
+            val_size=val_size,
             split_seed=seed,
             train_subset=train_subset,
             image_size=space.input_shape[1] if data == "imagefolder" else None,

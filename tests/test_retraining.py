@@ -217,6 +217,22 @@ def test_from_front_retrains_every_architecture_once_and_resumes(tmp_path, tiny,
         retrain_front(run, one, train_subset=320, seed=3, progress=False)
 
 
+def test_from_front_splits_the_data_as_the_run_did(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    _fake_run(run)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "val_size": 77}))
+    seen = {}
+
+    def capture(space, dataset, entries, *args, **kwargs):
+        seen["val"] = len(dataset.val)
+        return []
+
+    monkeypatch.setattr("mixpath.retraining.retrain_architectures", capture)
+    retrain_front(run, Recipe(epochs=1), progress=False)
+    assert seen["val"] == 77  # the run's validation size, not the loader's default tenth
+
+
 def test_from_front_needs_exactly_one_search(tmp_path):
     run = tmp_path / "run"
     _fake_run(run)
