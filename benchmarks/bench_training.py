@@ -4,6 +4,7 @@
     python benchmarks/bench_training.py --impl reference --space cifar-s1 --m 1 --steps 2 --warmup 1
     python benchmarks/bench_training.py --space cifar-s1 --m 4 --steps 8 --multi-single
     python benchmarks/bench_training.py --space fmnist-s1 --m 4 --steps 20 --against-reference
+    python benchmarks/bench_training.py --space fmnist-s1 --m 4 --steps 10 --bf16
 
 Both implementations run the same loop on the same architectures (MixPath's sampling rule, seeded; see
 ``architectures``) and the same synthetic batch: zero_grad(set_to_none), forward, cross-entropy,
@@ -206,6 +207,37 @@ def measure_multi_single(space_name: str, m: int, *, batch: int = 96, steps: int
     }
 
 
+def measure_bf16(space_name: str, m: int, *, batch: int = 96, steps: int = 8, seed: int = 0) -> dict:
+    """bfloat16 autocast (``TrainConfig(amp="bf16")``) against full precision in one process: one mixpath
+    supernet, each architecture trained once each way in alternating order, so that the machine's speed
+    swings fall on both alike. Reported: ``ratio`` = total bf16 time over total float32 time, per-step times,
+    and whether this CPU reports AMX bfloat16 units (/proc/cpuinfo's amx_bf16 flag)."""
+    space = get_space(space_name)
+    model, params, optimizer = trainer(build("mixpath", space_name, m))
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, *space.input_shape, generator=generator)
+    y = torch.randint(0, space.num_classes, (batch,), generator=generator)
+    archs = architectures(space_name, m, seed, steps + 1)
+    times: dict[str, list[float]] = {"float32": [], "bf16": []}
+    for i, arch in enumerate(archs):  # step 0 of each: warm-up
+        for precision in ("float32", "bf16") if i % 2 else ("bf16", "float32"):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                seconds = train_step(model, params, optimizer, x, y, arch)
+            if i:
+                times[precision].append(seconds)
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    return {
+        "space": space_name,
+        "m": m,
+        "batch": batch,
+        "threads": torch.get_num_threads(),
+        "amx_bf16": "amx_bf16" in flags,
+        "ratio": sum(times["bf16"]) / sum(times["float32"]),
+        "float32_step_s": times["float32"],
+        "bf16_step_s": times["bf16"],
+    }
+
+
 def measure_against_reference(space_name: str, m: int, *, batch: int = 96, steps: int = 20, seed: int = 0) -> dict:
     """mixpath against the reference in one process: both supernets built, training steps alternating
     (reference, mixpath, mixpath, reference, ...) on the same architectures and batch, so the machine's
@@ -252,7 +284,11 @@ def main() -> None:
     parser.add_argument(
         "--against-reference", action="store_true", help="mixpath vs the reference, alternating in this process"
     )
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast vs float32, alternating in this process")
     args = parser.parse_args()
+    if args.bf16:
+        print(json.dumps(measure_bf16(args.space, args.m, batch=args.batch, steps=args.steps, seed=args.seed)))
+        return
     if args.against_reference:
         row = measure_against_reference(args.space, args.m, batch=args.batch, steps=args.steps, seed=args.seed)
         print(json.dumps(row))

@@ -42,6 +42,13 @@ def test_against_reference_measurement_alternates_both_implementations():
     assert row["speed_up"] == pytest.approx(sum(row["reference_step_s"]) / sum(row["mixpath_step_s"]))
 
 
+def test_bf16_measurement_times_both_precisions_on_the_same_architectures():
+    row = bench_training.measure_bf16("tiny", 4, batch=8, steps=3)
+    assert len(row["bf16_step_s"]) == len(row["float32_step_s"]) == 3
+    assert row["ratio"] == pytest.approx(sum(row["bf16_step_s"]) / sum(row["float32_step_s"]))
+    assert isinstance(row["amx_bf16"], bool)
+
+
 @pytest.mark.slow
 def test_busy_measurement_reads_the_second_epoch_of_the_command():
     args = argparse.Namespace(space="tiny", data="digits", m=4, train_subset=256)
