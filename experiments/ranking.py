@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import tomllib
 import torch
 
@@ -384,6 +385,7 @@ def stage_rank(study: Study) -> dict[str, Any]:
     }
     results["ablation"] = ablation_table(study, entries, truth, results["choice"], tau_difference, options)
     results["by_path_count"] = by_path_count(study, entries, truth)
+    results["equal_flops_exploratory"] = equal_flops_table(study, entries, truth)
     write_json(study.results / "ranking.json", results)
     write_plots(study, results)
     write_summary(study, results)
@@ -495,6 +497,89 @@ def by_path_count(study: Study, entries: list[dict[str, Any]], truth: dict[str, 
     }
 
 
+EQUAL_FLOPS_TOLERANCE = 0.10
+"""Two architectures count as of equal FLOPs when they differ by at most this share of the larger."""
+
+
+def concordance(predictor: np.ndarray, truth: np.ndarray, pairs: np.ndarray) -> float:
+    """The share of ``pairs`` (rows of two indices) that ``predictor`` orders as ``truth`` does; a tie in the
+    predictor counts half, pairs tied in the truth are left out (nan when none is left)."""
+    d_truth = np.sign(truth[pairs[:, 0]] - truth[pairs[:, 1]])
+    d_pred = np.sign(predictor[pairs[:, 0]] - predictor[pairs[:, 1]])
+    kept = d_truth != 0
+    if not kept.any():
+        return float("nan")
+    return float(np.mean(np.where(d_pred[kept] == 0, 0.5, d_pred[kept] == d_truth[kept])))
+
+
+def equal_flops_concordance(
+    predictors: dict[str, dict[str, float]], truth: dict[str, GroundTruthRow], target: str, resamples: int, seed: int
+) -> dict[str, Any]:
+    """Exploratory, not in the protocol: how often each predictor orders two architectures of equal FLOPs (within
+    ``EQUAL_FLOPS_TOLERANCE``) as their ground truth does. This is the pipeline's question (which of several
+    architectures at one FLOPs budget to keep), where the whole-space tau also rewards knowing that bigger
+    networks do better. 95 % intervals from resampling architectures (a pair of copies of one architecture is
+    no pair); the paired difference supernet - params on the same resamples."""
+    archs = sorted(set(truth).intersection(*predictors.values()))
+    flops = np.array([truth[a].flops for a in archs])
+    gt = np.array([truth[a].accuracy(target) for a in archs])
+    values = {name: np.array([p[a] for a in archs]) for name, p in predictors.items()}
+    rng = np.random.default_rng(seed)
+
+    def pairs_of(index: np.ndarray) -> np.ndarray:
+        i, j = np.triu_indices(len(index), k=1)
+        i, j = index[i], index[j]
+        close = (np.abs(flops[i] - flops[j]) <= EQUAL_FLOPS_TOLERANCE * np.maximum(flops[i], flops[j])) & (i != j)
+        return np.stack([i[close], j[close]], axis=1)
+
+    every = pairs_of(np.arange(len(archs)))
+    draws = {name: [] for name in values}
+    for _ in range(resamples):
+        pairs = pairs_of(rng.integers(0, len(archs), len(archs)))
+        for name, v in values.items():
+            draws[name].append(concordance(v, gt, pairs))
+
+    def summary(point: float, samples: list[float]) -> dict[str, float]:
+        low, high = np.nanpercentile(samples, [2.5, 97.5])
+        return {"value": round(point, 4), "low": round(float(low), 4), "high": round(float(high), 4)}
+
+    out: dict[str, Any] = {"archs": len(archs), "pairs": len(every), "tolerance": EQUAL_FLOPS_TOLERANCE}
+    out["concordance"] = {name: summary(concordance(v, gt, every), draws[name]) for name, v in values.items()}
+    if "params" in values:
+        for name in values:
+            if name != "params":
+                diffs = np.array(draws[name]) - np.array(draws["params"])
+                point = out["concordance"][name]["value"] - out["concordance"]["params"]["value"]
+                out[f"{name} - params"] = summary(point, list(diffs))
+    return out
+
+
+def equal_flops_table(study: Study, entries: list[dict[str, Any]], truth: dict[str, GroundTruthRow]) -> dict[str, Any]:
+    """``equal_flops_concordance`` of every complete m=4 run's exact-calibration scores, parameter count and
+    FLOPs, on the report target."""
+    a = study.p["ablation"]
+    target = a["report_target"]
+    epochs, _ = study.rung()
+    rows = study.gt_rows(epochs)
+    first, second = study.p["ground_truth"]["seeds"]
+    one_seed = {x: rows[(x, second)] for x in truth}
+    out = {  # the ceiling: how often one training seed orders such pairs as the other does
+        "seed-to-seed": equal_flops_concordance(
+            {"supernet": {x: rows[(x, first)].accuracy(target) for x in truth}}, one_seed, target, a["bootstrap"], 0
+        )
+    }
+    for e in entries:
+        if not e["complete_run"] or "exact" not in e["scores"] or not any(k.endswith("/all") for k in e["rankings"]):
+            continue
+        predictors = {
+            "supernet": e["scores"]["exact"],
+            "params": {x: row.params for x, row in truth.items()},
+            "flops": {x: row.flops for x, row in truth.items()},
+        }
+        out[e["label"]] = equal_flops_concordance(predictors, truth, target, a["bootstrap"], a["bootstrap_seed"])
+    return out
+
+
 def write_plots(study: Study, results: dict[str, Any]) -> None:
     from mixpath.reporting import interval_chart, interval_curves, ranking_scatter_grid
 
@@ -588,6 +673,33 @@ def write_summary(study: Study, results: dict[str, Any]) -> None:
     for label, per_mode in paths["snapshots"].items():
         for mode, row in per_mode.items():
             lines.append(f"| {label} | {mode} | " + " | ".join(str(row[n]) for n in names) + " |")
+    equal = results.get("equal_flops_exploratory") or {}
+    if equal:
+        lines += ["", "## Exploratory (not in the protocol): ordering architectures of equal FLOPs", ""]
+        lines += [
+            "The share of pairs of architectures within 10 % FLOPs of each other that a predictor orders as the "
+            "ground truth does (0.5: a coin; test target; exact calibration; 95 % intervals over resampled "
+            "architectures). The pipeline's choice at one FLOPs budget is this question.",
+            "",
+            "| complete run | archs | pairs | supernet | params | FLOPs | supernet - params |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        ceiling = equal.get("seed-to-seed")
+        if ceiling:
+            c = ceiling["concordance"]["supernet"]
+            lines.append(
+                f"| ceiling: one training seed against the other | {ceiling['archs']} | {ceiling['pairs']} | "
+                f"{interval_text(c)} | | | |"
+            )
+        for label, row in equal.items():
+            if label == "seed-to-seed":
+                continue
+            c = row["concordance"]
+            lines.append(
+                f"| {label} | {row['archs']} | {row['pairs']} | {interval_text(c['supernet'])} | "
+                f"{interval_text(c['params'])} | {interval_text(c['flops'])} | "
+                f"{interval_text(row['supernet - params'])} |"
+            )
     table = results.get("ablation") or {}
     if table.get("paired_exact"):
         lines += ["", "## Paired differences (exact calibration, test target)", ""]

@@ -7,11 +7,14 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 
 import ranking  # noqa: E402
+
+from mixpath.ranking.groundtruth import GroundTruthRow  # noqa: E402
 
 TINY_PROTOCOL = """
 name = "tiny-study"
@@ -127,6 +130,10 @@ def test_study_end_to_end_on_a_tiny_protocol(tmp_path):
     assert not any(e["complete_run"] for e in results["snapshots"] if e["label"].endswith("e2") and e["epoch"] == 1)
     for name in ("ranking.json", "results.md", "tau_vs_images.png"):
         assert (s.results / name).is_file()
+    equal = results["equal_flops_exploratory"]
+    assert set(equal.pop("seed-to-seed")["concordance"]) == {"supernet"}  # the ceiling: seed 0 against seed 1
+    assert equal and all(set(row["concordance"]) == {"supernet", "params", "flops"} for row in equal.values())
+    assert "Exploratory" in (s.results / "results.md").read_text()
     if choice["label"].endswith("warm-e1"):
         assert set(results["ablation"]["rows"]) == {"shadow", "shared"}
         assert set(results["ablation"]["paired_exact"]) == {"shadow - params", "shadow - flops", "shadow - shared"}
@@ -142,3 +149,26 @@ def test_study_end_to_end_on_a_tiny_protocol(tmp_path):
     assert not (s.results / "supernets" / f"shared-{recipe}-epoch1.json").is_file() or length == 1  # no snapshots
     assert set(final["ablation"]["rows"]) == {"shadow", "shared", "spos"}
     assert (s.results / "ablation_tau.png").is_file()
+
+
+def test_concordance_counts_pairs_ordered_as_the_truth_and_ties_as_half():
+    truth = np.array([1.0, 2.0, 3.0, 3.0])
+    pairs = np.array([[0, 1], [1, 2], [0, 2], [2, 3]])  # the last is tied in the truth: left out
+    assert ranking.concordance(np.array([0.0, 1.0, 2.0, 9.0]), truth, pairs) == 1.0
+    assert ranking.concordance(np.array([2.0, 1.0, 0.0, 9.0]), truth, pairs) == 0.0
+    assert ranking.concordance(np.array([0.0, 0.0, 1.0, 9.0]), truth, pairs) == pytest.approx(2.5 / 3)
+
+
+def test_equal_flops_concordance_pairs_only_architectures_of_equal_flops():
+    rows = {  # two FLOPs groups; params order the 1-FLOPs pair right and the 5-FLOPs pair wrong
+        name: GroundTruthRow(name, acc, acc, flops, params, 1.0, -1)
+        for name, acc, flops, params in [("a", 80, 1.0, 1), ("b", 90, 1.05, 2), ("c", 70, 5.0, 4), ("d", 60, 5.2, 5)]
+    }
+    supernet = {"a": 1.0, "b": 2.0, "c": 3.0, "d": 0.0}  # right on both pairs
+    out = ranking.equal_flops_concordance(
+        {"supernet": supernet, "params": {k: r.params for k, r in rows.items()}}, rows, "test", 200, 0
+    )
+    assert out["pairs"] == 2  # (a, b) and (c, d); the pairs across groups differ by far more than 10 %
+    assert out["concordance"]["supernet"]["value"] == 1.0
+    assert out["concordance"]["params"]["value"] == 0.5
+    assert out["supernet - params"]["value"] == 0.5
