@@ -65,7 +65,13 @@ from mixpath.reporting.html import (
     RETRAINED_FILE,
     write_html_report,
 )
-from mixpath.retraining import RESULT_FILE, RetrainEntry, format_table, retrain_architectures
+from mixpath.retraining import (
+    RESULT_FILE,
+    FolderHoldsAnotherRetraining,
+    RetrainEntry,
+    format_table,
+    retrain_architectures,
+)
 from mixpath.runlock import locking_run_folder
 from mixpath.search import EvaluatedArch, SearchConfig
 from mixpath.spaces import load_space_file
@@ -202,9 +208,15 @@ def run_pipeline(
         for entry in entries
         for k, seed in enumerate(seeds)
     ]  # the first seed's folders are named by role alone, as with one seed
-    table = retrain_architectures(
-        space, dataset, runs, recipe, retrain_root, device=run.device, progress=progress, processes=processes
-    )
+    try:
+        table = retrain_architectures(
+            space, dataset, runs, recipe, retrain_root, device=run.device, progress=progress, processes=processes
+        )
+    except FolderHoldsAnotherRetraining as err:
+        raise MixPathError(
+            f"{err.args[0].split(';')[0]}: to retrain the roles with the new settings, delete {retrain_root} (the "
+            "supernet, search and baselines stay) and resume, or start a new run folder"
+        ) from None
     columns = RETRAINED_COLUMNS + (("seeds", "test_acc_sd") if retrain_seeds > 1 else ())
     rows = [{key: row.get(key) for key in columns} | {"epochs": recipe.epochs} for row in seed_means(table)]
     write_json(run_dir / RETRAINED_FILE, rows)

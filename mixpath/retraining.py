@@ -304,9 +304,10 @@ def retrain_front(
     """Retrain every architecture of a run's search front into ``out_root`` (default RUN/retrain).
 
     The data default to the run's (its folder and validation size too, and an image folder's image size,
-    ``workers`` and whether to skip unreadable images, unless given); the training split is the whole one unless ``train_subset`` is given
-    (a supernet trained on a subset for speed does not limit its retraining). ``processes``: how many train at a
-    time, as in ``retrain_architectures``. Returns the root folder and the table of ``retrain_architectures``.
+    ``workers`` and whether to skip unreadable images, unless given); the training split is the whole one unless
+    ``train_subset`` is given (a supernet trained on a subset for speed does not limit its retraining).
+    ``processes``: how many train at a time, as in ``retrain_architectures``. Returns the root folder and the
+    table of ``retrain_architectures``.
     """
     with run_lock(run_dir):
         config, entries = front_entries(run_dir, algo)
@@ -404,6 +405,11 @@ def _claims(claims: Sequence[tuple[Path, dict[str, Any]]]) -> Iterator[None]:
         raise
 
 
+class FolderHoldsAnotherRetraining(MixPathError):
+    """A retraining folder already trained with other settings: what a caller that names the folders itself
+    (the pipeline) catches to say what the user can do about it."""
+
+
 def _claim_folder(folder: Path, settings: dict[str, Any]) -> bool:
     """Write ``settings`` into a new or empty ``folder``; accept a folder holding the same settings, or other
     settings but nothing trained yet (a call that failed before its first epoch, e.g. on a batch larger
@@ -419,7 +425,9 @@ def _claim_folder(folder: Path, settings: dict[str, Any]) -> bool:
         trained = (folder / CHECKPOINT_FILE).exists() or (folder / RESULT_FILE).exists()
         if differing and trained:
             changes = "; ".join(f"{key}: {saved.get(key)!r} there, {asked.get(key)!r} asked" for key in differing)
-            raise MixPathError(f"{folder} holds another retraining ({changes}); choose another folder or delete it")
+            raise FolderHoldsAnotherRetraining(
+                f"{folder} holds another retraining ({changes}); choose another folder or delete it"
+            )
         if not differing:
             return False
         write_json(path, settings)

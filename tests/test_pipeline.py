@@ -209,6 +209,12 @@ def test_quick_pipeline_command_prints_the_table_verdict_and_where_things_are(tm
         assert str(path) in out and path.exists()
     recipe = json.loads((run_dir / "pipeline.json").read_text())["retraining"]["recipe"]
     assert (recipe["lr"], recipe["label_smoothing"], recipe["epochs"]) == (0.1, 0.1, 1)  # the study's pick, --quick
+    other = _mixpath(
+        "pipeline", str(run_dir), "--quick", "--space", "tiny", "--data", "digits", "--resume", "--retrain-epochs", "2"
+    )  # other retraining settings on a finished run: say what to do
+    error = other.stderr.strip().splitlines()[-1]
+    assert other.returncode == 2 and error.startswith("error: ") and "Traceback" not in other.stderr, other.stderr
+    assert "recipe.epochs: 1 there, 2 asked" in error and f"delete {run_dir / 'retrain'}" in error
     exported = _mixpath("export", str(run_dir), "--out", str(tmp_path / "again"))
     assert exported.returncode == 0, exported.stderr
     assert f"retrained from scratch in {run_dir / 'retrain' / 'found'}" in exported.stdout
