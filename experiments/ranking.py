@@ -386,6 +386,8 @@ def stage_rank(study: Study) -> dict[str, Any]:
     results["ablation"] = ablation_table(study, entries, truth, results["choice"], tau_difference, options)
     results["by_path_count"] = by_path_count(study, entries, truth)
     results["equal_flops_exploratory"] = equal_flops_table(study, entries, truth)
+    if len(truth) >= 5:
+        results["preferences_exploratory"] = residual_preferences(study, entries, truth)
     write_json(study.results / "ranking.json", results)
     write_plots(study, results)
     write_summary(study, results)
@@ -580,6 +582,52 @@ def equal_flops_table(study: Study, entries: list[dict[str, Any]], truth: dict[s
     return out
 
 
+def layer_features(study: Study, arch: str) -> dict[str, float]:
+    """What an fmnist-s1 architecture spends its cost on: active kernels per layer, the mean size of its active
+    kernels, the share of layers at expansion 6."""
+    layers = study.space.parse(arch, study.p["space"]["m"]).layers
+    kernels = [int(op[1:]) for layer in layers for op in layer.paths]  # ops are named k3, k5, ...
+    return {
+        "paths per layer": sum(len(layer.paths) for layer in layers) / len(layers),
+        "kernel size": sum(kernels) / len(kernels),
+        "share of e6 layers": sum(layer.option("e") == 6 for layer in layers) / len(layers),
+    }
+
+
+def residual_preferences(
+    study: Study, entries: list[dict[str, Any]], truth: dict[str, GroundTruthRow]
+) -> dict[str, Any]:
+    """Exploratory, not in the protocol: at equal FLOPs, what does the ground truth reward and what does each
+    complete run's supernet (exact calibration) reward? Spearman correlation of FLOPs-residualised accuracy or
+    score with FLOPs-residualised features (least-squares line on FLOPs removed from each)."""
+    from scipy.stats import spearmanr
+
+    target = study.p["ablation"]["report_target"]
+    archs = sorted(truth)
+    flops = np.array([truth[a].flops for a in archs])
+    design = np.stack([np.ones_like(flops), flops], axis=1)
+
+    def residual(values: list[float]) -> np.ndarray:
+        y = np.asarray(values, dtype=float)
+        return y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
+
+    features = {name: [layer_features(study, a)[name] for a in archs] for name in layer_features(study, archs[0])}
+    features["params"] = [truth[a].params for a in archs]
+    features = {name: residual(values) for name, values in features.items()}
+    columns = {"ground truth": residual([truth[a].accuracy(target) for a in archs])}
+    for e in entries:
+        if e["complete_run"] and "exact" in e["scores"] and set(archs) <= set(e["scores"]["exact"]):
+            if any(key.endswith("/all") for key in e["rankings"]):
+                columns[e["label"]] = residual([e["scores"]["exact"][a] for a in archs])
+    return {
+        "archs": len(archs),
+        "rho": {
+            feature: {name: round(float(spearmanr(values, x)[0]), 3) for name, values in columns.items()}
+            for feature, x in features.items()
+        },
+    }
+
+
 def write_plots(study: Study, results: dict[str, Any]) -> None:
     from mixpath.reporting import interval_chart, interval_curves, ranking_scatter_grid
 
@@ -700,6 +748,21 @@ def write_summary(study: Study, results: dict[str, Any]) -> None:
                 f"{interval_text(c['params'])} | {interval_text(c['flops'])} | "
                 f"{interval_text(row['supernet - params'])} |"
             )
+    preferences = results.get("preferences_exploratory")
+    if preferences:
+        names = list(next(iter(preferences["rho"].values())))
+        lines += [
+            "",
+            "## Exploratory (not in the protocol): what is rewarded at equal FLOPs",
+            "",
+            f"Spearman rho between a feature and the accuracy or supernet score (exact calibration), both with their "
+            f"least-squares line on FLOPs removed, over the {preferences['archs']} ground-truth architectures.",
+            "",
+            "| feature | " + " | ".join(names) + " |",
+            "|---|" + "---|" * len(names),
+        ]
+        for feature, row in preferences["rho"].items():
+            lines.append(f"| {feature} | " + " | ".join(f"{row[n]:+.2f}" for n in names) + " |")
     table = results.get("ablation") or {}
     if table.get("paired_exact"):
         lines += ["", "## Paired differences (exact calibration, test target)", ""]

@@ -134,6 +134,9 @@ def test_study_end_to_end_on_a_tiny_protocol(tmp_path):
     assert set(equal.pop("seed-to-seed")["concordance"]) == {"supernet"}  # the ceiling: seed 0 against seed 1
     assert equal and all(set(row["concordance"]) == {"supernet", "params", "flops"} for row in equal.values())
     assert "Exploratory" in (s.results / "results.md").read_text()
+    rho = results["preferences_exploratory"]["rho"]
+    assert set(rho) == {"paths per layer", "kernel size", "share of e6 layers", "params"}
+    assert all("ground truth" in row and all(-1 <= v <= 1 for v in row.values()) for row in rho.values())
     if choice["label"].endswith("warm-e1"):
         assert set(results["ablation"]["rows"]) == {"shadow", "shared"}
         assert set(results["ablation"]["paired_exact"]) == {"shadow - params", "shadow - flops", "shadow - shared"}
