@@ -228,6 +228,8 @@ def stage_supernet(study: Study, variant: str, schedule: str, epochs: int, threa
     data = study.data()
     steps_per_epoch = len(data.train_y) // config.batch_size
     for epoch in snapshot_epochs(study, config, epochs):
+        if scores_file(study, label, epoch).exists():
+            continue  # scored already: its run folder (not in git) may be gone with another checkout
         snapshot = run_dir / "snapshots" / f"epoch{epoch}"
         if not (snapshot / "checkpoint.pt").exists():
             done_epoch, done_step = 0, 0
@@ -249,10 +251,15 @@ def stage_supernet(study: Study, variant: str, schedule: str, epochs: int, threa
         score_snapshot(study, label, snapshot, epoch, steps_per_epoch * config.batch_size)
 
 
+def scores_file(study: Study, label: str, epoch: int) -> Path:
+    """Where a snapshot's scores are committed: results/<protocol>/supernets/<label>-epoch<E>.json."""
+    return study.results / "supernets" / f"{label}-epoch{epoch}.json"
+
+
 def score_snapshot(study: Study, label: str, snapshot: Path, epoch: int, images_per_epoch: int) -> None:
     """Scores of every ground-truth architecture the snapshot can hold, per calibration, with its training
     record: results/<protocol>/supernets/<label>-epoch<E>.json."""
-    out = study.results / "supernets" / f"{label}-epoch{epoch}.json"
+    out = scores_file(study, label, epoch)
     if out.exists():
         return
     sc = study.p["scoring"]

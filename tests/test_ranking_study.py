@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -96,7 +97,7 @@ def test_ground_truth_trains_in_bin_balanced_chunks(tmp_path):
 
 
 @pytest.mark.slow
-def test_study_end_to_end_on_a_tiny_protocol(tmp_path):
+def test_study_end_to_end_on_a_tiny_protocol(tmp_path, monkeypatch):
     s = study(tmp_path, min_tau=-1.0)
     ranking.stage_gt(s, 0, 1)
     assert s.rung() == (1, True) and len(s.gt_rows(1)) == 16
@@ -118,6 +119,10 @@ def test_study_end_to_end_on_a_tiny_protocol(tmp_path):
     assert set(saved["scores"]) == {"none", "exact"} and len(saved["scores"]["exact"]) == 8
     ranking.stage_supernet(s, "shadow", "reference", 2)  # all done: a rerun changes nothing
     assert json.loads((s.results / "supernets" / "shadow-warm-e2-epoch1.json").read_text()) == saved
+    shutil.rmtree(s.runs)  # another checkout: the run folders are not in git, the scores are
+    with monkeypatch.context() as patched:
+        patched.setattr(ranking, "train_supernet", lambda *a, **k: pytest.fail("a scored snapshot was trained again"))
+        ranking.stage_supernet(s, "shadow", "reference", 2)
 
     timing = ranking.stage_timing(s, "shadow", "warm")
     assert timing["epoch_seconds"] > 0 and len(timing["load_average_before"]) == 3
