@@ -27,9 +27,9 @@ def _mixpath(*args, cwd=None):
         (["search", "--benchmark", "nb201", "--objectives", "accuracy,speed"], "unknown objective 'speed'"),
         (["retrain", "--space", "tiny", "--arch", "e6:k3-e3:k4-e6:k3"], "unknown op 'k4'"),
         (["pipeline", "--run", "{tmp}/r", "--space", "tiny", "--max-flops", "0.01"], "no architecture of tiny fits"),
-        (["pipeline", "{tmp}/r", "--space", "tiny", "--processes", "0"], "--processes=0 must be a whole number of at"),
+        (["pipeline", "{tmp}/r", "--space", "tiny", "--processes", "0"], "--processes=0 must be a whole number >= 1"),
         (["retrain", "--space", "tiny", "--arch", "e6:k3-e3:k3-e6:k3", "--processes", "2"], "drop it"),
-        (["groundtruth", "--out", "{tmp}/gt.csv", "--processes", "-1"], "--processes=-1 must be a whole number of at"),
+        (["groundtruth", "--out", "{tmp}/gt.csv", "--processes", "-1"], "--processes=-1 must be a whole number >= 1"),
         (["pipeline", "{tmp}/r", "--space", "tiny", "--retrain-seeds", "0"], "--retrain-seeds=0 must be a whole"),
     ],
 )
