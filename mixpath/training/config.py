@@ -11,7 +11,7 @@ from mixpath.checks import check_seed, check_whole_number, is_number
 from mixpath.errors import MixPathError
 from mixpath.supernet import check_bn_policy
 from mixpath.training.recipe import Recipe
-from mixpath.training.samplers import STRATEGIES
+from mixpath.training.samplers import STRATEGIES, check_single_path
 
 AMP_MODES = ("off", "bf16", "fp16")
 
@@ -120,8 +120,7 @@ class TrainConfig(Recipe):
             raise MixPathError(f"unknown amp mode {self.amp!r}; choose one of: {', '.join(AMP_MODES)}")
         for name in ("m", "micro_batches"):
             check_whole_number(name, getattr(self, name))
-        if self.strategy in ("spos", "fairnas") and self.m != 1:
-            raise MixPathError(f"strategy {self.strategy!r} trains single paths: m must be 1, got m={self.m}")
+        check_single_path(self.strategy, self.m)
         warmup = self.warmup_epochs
         if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not math.isfinite(warmup) or warmup < 0:
             raise MixPathError(f"warmup_epochs={self.warmup_epochs!r} must be a finite number >= 0")

@@ -78,13 +78,18 @@ class FairNASSampler(Sampler):
         return [Architecture(tuple(layer[i] for layer in permuted)) for i in range(len(permuted[0]))]
 
 
+def check_single_path(strategy: str, m: int) -> None:
+    """Single-path strategies (spos, fairnas) train m=1 supernets: a one-line error otherwise."""
+    if strategy in ("spos", "fairnas") and m != 1:
+        raise MixPathError(f"strategy {strategy!r} trains single paths: m must be 1, got m={m}")
+
+
 def make_sampler(strategy: str, space: SearchSpace, m: int) -> Sampler:
     """The sampler of a training strategy; single-path strategies insist on m=1."""
     if strategy == "mixpath":
         return MixPathSampler(space, m)
     if strategy in ("spos", "fairnas"):
-        if m != 1:
-            raise MixPathError(f"strategy {strategy!r} trains single paths: m must be 1, got m={m}")
+        check_single_path(strategy, m)
         return SPOSSampler(space) if strategy == "spos" else FairNASSampler(space)
     if strategy == "fbnet":
         raise MixPathError("strategy fbnet samples no architectures: it learns their weights (mixpath.training.fbnet)")
