@@ -24,6 +24,7 @@ experiments/results/<protocol name>/.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -41,6 +42,7 @@ import tomllib
 import torch
 
 from mixpath.data import load_dataset
+from mixpath.errors import MixPathError
 from mixpath.evaluation import CalibrationSettings
 from mixpath.io import append_line, write_json, write_text
 from mixpath.ranking import GroundTruthFile, build_ground_truth, stratified_sample
@@ -48,6 +50,7 @@ from mixpath.ranking.groundtruth import GroundTruthRow, bin_of, mean_paths, path
 from mixpath.ranking.metrics import batched_kendall_tau, estimate
 from mixpath.ranking.metrics import kendall_tau as tau_of
 from mixpath.ranking.scoring import supernet_scores
+from mixpath.runlock import file_lock
 from mixpath.spaces import get_space
 from mixpath.training import Recipe, TrainConfig, train_supernet
 from mixpath.training.checkpoint import load_checkpoint
@@ -143,34 +146,62 @@ class Study:
 
 
 def stage_gt(study: Study, worker: int, workers: int) -> None:
-    """Train this worker's share of the ground-truth jobs at the protocol's rung, until none is left."""
+    """Train ground-truth jobs at the protocol's rung until none is left: this worker's share first (every
+    ``workers``-th job from ``worker`` on), then the others' from the end of the list, so that a worker that
+    finishes early helps rather than idles. A job is claimed by a file lock while it trains (dropped by the
+    operating system when its process ends), so two workers never train one job; rows go to this worker's
+    CSV, checkpoints to the rung's shared folder, so a job killed under one worker resumes under any."""
     g = study.p["ground_truth"]
     torch.set_num_threads(g["threads_per_process"])
     while True:
         epochs, settled = study.rung()
         jobs = study.gt_jobs(settled)
         done = study.gt_rows(epochs)
+        if all(job in done for job in jobs):
+            if settled:
+                log.info("worker %d/%d: nothing left at %d epochs", worker, workers, epochs)
+                return
+            continue  # the chunk just finished: the rule decides again
         mine = [job for job in jobs[worker::workers] if job not in done]
-        if not mine:
-            if settled or all(job in done for job in jobs):
-                if settled:
-                    log.info("worker %d/%d: nothing left at %d epochs", worker, workers, epochs)
-                    return
-                continue  # the chunk just finished: the rule decides again
-            log.info("worker %d/%d: waiting for the other worker to finish the first chunk", worker, workers)
+        theirs = [job for job in reversed(jobs) if job not in done and job not in mine]
+        if not any(train_gt_job(study, epochs, job, worker, workers) for job in mine + theirs):
+            log.info("worker %d/%d: every job left is under way in another worker; waiting", worker, workers)
             time.sleep(30)
-            continue
-        arch, seed = mine[0]
+
+
+def claim_file(study: Study, epochs: int, job: tuple[str, int]) -> Path:
+    """The file whose lock (``mixpath.runlock.file_lock``) a worker holds while it trains ``job``."""
+    arch, seed = job
+    return study.gt_dir(epochs) / "claims" / f"{seed}-{arch}"
+
+
+def train_gt_job(study: Study, epochs: int, job: tuple[str, int], worker: int, workers: int) -> bool:
+    """Train one ground-truth job unless another worker holds its claim (False then)."""
+    arch, seed = job
+    g = study.p["ground_truth"]
+    gt_dir = study.gt_dir(epochs)
+    (gt_dir / "claims").mkdir(parents=True, exist_ok=True)  # made here, so that no lock's release removes it
+    with contextlib.ExitStack() as claimed:
+        try:
+            claimed.enter_context(file_lock(claim_file(study, epochs, job)))
+        except MixPathError:
+            return False
+        if job in study.gt_rows(epochs):
+            return True  # finished by another worker since this one looked
         recipe = Recipe(epochs=epochs, batch_size=g["batch_size"], lr=g["lr"])
-        out = study.gt_dir(epochs) / f"worker{worker}of{workers}.csv"
+        out = gt_dir / f"worker{worker}of{workers}.csv"
         started = time.perf_counter()
-        build_ground_truth(study.space, study.data(), [study.space.parse(arch, 4)], recipe, out, seed=seed)
+        data, checkpoints = study.data(), gt_dir / "checkpoints"
+        build_ground_truth(
+            study.space, data, [study.space.parse(arch, 4)], recipe, out, seed=seed, checkpoints=checkpoints
+        )
         seconds = time.perf_counter() - started
         append_line(
             out.with_suffix(".machines.jsonl"),  # one file per worker: no two writers on one file
             json.dumps({"arch": arch, "seed": seed, "seconds": round(seconds, 1), **machine()}),
         )
         log.info("%s seed %d (%d epochs) in %.0f s", arch, seed, epochs, seconds)
+    return True
 
 
 def machine() -> dict[str, Any]:

@@ -76,7 +76,7 @@ def test_a_training_killed_mid_way_resumes_from_its_checkpoint_to_the_same_row(t
     full = build_ground_truth(tiny, digits, archs[:1], recipe, tmp_path / "full.csv", seed=3)
     assert not any((tmp_path / "full.checkpoints").iterdir())  # deleted once the row is written
     out = tmp_path / "killed.csv"
-    checkpoint = training_checkpoint(out, str(archs[0]), 3, recipe, digits)
+    checkpoint = training_checkpoint(tmp_path / "killed.checkpoints", str(archs[0]), 3, recipe, digits)
     checkpoint.parent.mkdir()
     init_seed(3)  # the kill: the same training as build_ground_truth's, stopped after its first epoch
     model = build_standalone(tiny, archs[0])
@@ -88,9 +88,9 @@ def test_a_training_killed_mid_way_resumes_from_its_checkpoint_to_the_same_row(t
     assert resumed[0].seconds > 1000.0 > full[0].seconds
     assert not checkpoint.exists()
     other = {
-        training_checkpoint(out, str(archs[0]), 4, recipe, digits),
-        training_checkpoint(out, str(archs[0]), 3, RECIPE, digits),
-        training_checkpoint(out, str(archs[1]), 3, recipe, digits),
+        training_checkpoint(checkpoint.parent, str(archs[0]), 4, recipe, digits),
+        training_checkpoint(checkpoint.parent, str(archs[0]), 3, RECIPE, digits),
+        training_checkpoint(checkpoint.parent, str(archs[1]), 3, recipe, digits),
     }
     assert checkpoint not in other and len(other) == 3  # another seed, recipe or arch never resumes it
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -94,6 +96,23 @@ def test_ground_truth_trains_in_bin_balanced_chunks(tmp_path):
     order = [a for a, _ in s.gt_jobs(settled=True)[::2]]
     assert order == archs[0::4] + archs[1::4] + archs[2::4] + archs[3::4]
     assert [seed for _, seed in s.gt_jobs(settled=True)[:4]] == [0, 1, 0, 1]  # both seeds of an arch side by side
+
+
+def test_a_worker_left_alone_trains_the_other_workers_jobs_and_skips_claimed_ones(tmp_path):
+    s = study(tmp_path, min_tau=-1.0)
+    first = s.gt_jobs(settled=False)[1]  # worker 1's first job: claimed by a "worker 1" that holds it
+    lock = ranking.claim_file(s, 1, first)
+    lock.parent.mkdir(parents=True)
+    fd = os.open(lock.parent / f".{lock.name}.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another open file: conflicts even in this process
+    try:
+        assert ranking.train_gt_job(s, 1, first, 0, 2) is False and not s.gt_rows(1)
+    finally:
+        os.close(fd)
+    ranking.stage_gt(s, 0, 2)  # worker 1 never comes: worker 0 takes its jobs too, from the end of the list
+    assert s.rung() == (1, True) and len(s.gt_rows(1)) == 16
+    assert not (s.gt_dir(1) / "worker1of2.csv").exists()
+    assert not any((s.gt_dir(1) / "checkpoints").iterdir())  # each deleted once its row was written
 
 
 @pytest.mark.slow

@@ -210,6 +210,7 @@ def build_ground_truth(
     progress: bool = False,
     limit: int | None = None,
     processes: int | None = None,
+    checkpoints: Path | str | None = None,
 ) -> list[GroundTruthRow]:
     """Train every architecture of ``archs`` not yet in ``out`` (for this seed) and append its row.
 
@@ -217,10 +218,14 @@ def build_ground_truth(
     thread each on 2 cores; ``mixpath.training.side_by_side``), the most FLOPs first; each row is appended as
     its training ends, so a killed run loses only the trainings under way. A row depends on the thread count
     its training had (float rounding), not on which process trained it. ``limit`` stops after training that
-    many architectures in this call (running in chunks; how the tests interrupt a run). Returns the rows of
-    ``out`` for ``archs`` and this seed, in the order of ``archs``.
+    many architectures in this call (running in chunks; how the tests interrupt a run). ``checkpoints``: the
+    folder of the trainings' checkpoints (default ``<out's stem>.checkpoints`` beside ``out``; several CSVs of
+    one study can share one, since a checkpoint is named by what it trains). Returns the rows of ``out`` for
+    ``archs`` and this seed, in the order of ``archs``.
     """
     space.check_data(dataset.input_shape, dataset.num_classes, dataset.name)
+    out = Path(out)
+    folder = Path(checkpoints) if checkpoints is not None else out.parent / f"{out.stem}.checkpoints"
     with file_lock(out):
         file = GroundTruthFile(out)
         done = {(row.arch, row.seed) for row in file.read()}
@@ -235,8 +240,8 @@ def build_ground_truth(
             init_seed(seed)
             model = build_standalone(space, archs[index])
             label = f"arch {index + 1}/{len(archs)}" if side_by_side > 1 else None
-            checkpoint = training_checkpoint(out, texts[index], seed, recipe, dataset)
-            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            checkpoint = training_checkpoint(folder, texts[index], seed, recipe, dataset)
+            folder.mkdir(parents=True, exist_ok=True)
             options = {"device": device, "progress": progress, "label": label, "checkpoint_path": checkpoint}
             result = train_standalone(model, dataset, recipe, seed=seed, **options)
             assert result is not None  # it trains to the end without stop_after_epochs
@@ -253,7 +258,7 @@ def build_ground_truth(
             finished = ((index, train(index)) for index in todo)
         for index, row in finished:
             file.append(row)
-            training_checkpoint(out, row.arch, seed, recipe, dataset).unlink(missing_ok=True)
+            training_checkpoint(folder, row.arch, seed, recipe, dataset).unlink(missing_ok=True)
             log.info(
                 "ground truth %d/%d: %s val %.2f%% test %.2f%%",
                 index + 1,
@@ -266,8 +271,8 @@ def build_ground_truth(
         return sorted(rows, key=lambda row: first[row.arch])
 
 
-def training_checkpoint(out: Path | str, arch: str, seed: int, recipe: Recipe, dataset: Data) -> Path:
-    """Where ``build_ground_truth`` checkpoints the training of ``arch`` for the CSV ``out``: named by a hash of
+def training_checkpoint(folder: Path | str, arch: str, seed: int, recipe: Recipe, dataset: Data) -> Path:
+    """Where ``build_ground_truth`` checkpoints the training of ``arch`` in ``folder``: named by a hash of
     everything the row depends on (architecture, seed, recipe, data set and its split sizes), so a checkpoint
     of another recipe or data set is never resumed by mistake."""
     key = {
@@ -277,8 +282,7 @@ def training_checkpoint(out: Path | str, arch: str, seed: int, recipe: Recipe, d
         "data": [dataset.name, len(dataset.train), len(dataset.val), len(dataset.test)],
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    out = Path(out)
-    return out.parent / f"{out.stem}.checkpoints" / f"{digest}.pt"
+    return Path(folder) / f"{digest}.pt"
 
 
 def benchmark_ground_truth(
