@@ -242,8 +242,16 @@ def build_ground_truth(
             label = f"arch {index + 1}/{len(archs)}" if side_by_side > 1 else None
             checkpoint = training_checkpoint(folder, texts[index], seed, recipe, dataset)
             folder.mkdir(parents=True, exist_ok=True)
-            options = {"device": device, "progress": progress, "label": label, "checkpoint_path": checkpoint}
-            result = train_standalone(model, dataset, recipe, seed=seed, **options)
+            result = train_standalone(
+                model,
+                dataset,
+                recipe,
+                seed=seed,
+                device=device,
+                progress=progress,
+                label=label,
+                checkpoint_path=checkpoint,
+            )
             assert result is not None  # it trains to the end without stop_after_epochs
             cost = costs(archs[index])
             flops, params = round(cost["flops"], 4), round(cost["params"], 5)

@@ -78,7 +78,7 @@ class MBConvNetwork(nn.Module):
         self.layers = make_layers()
         self.head = mbconv_head(space)
         init_weights(self)
-        self.to(memory_format=memory_format)  # type: ignore[call-overload]  # torch's stub lacks it
+        self.to(memory_format=memory_format)
 
     def stem_features(self, x: torch.Tensor) -> torch.Tensor:
         """The input to the first searchable layer: ``x`` in the network's layout through the fixed modules."""
