@@ -605,7 +605,11 @@ def equal_flops_table(study: Study, entries: list[dict[str, Any]], truth: dict[s
     one_seed = {x: rows[(x, second)] for x in truth}
     out = {  # the ceiling: how often one training seed orders such pairs as the other does
         "seed-to-seed": equal_flops_concordance(
-            {"supernet": {x: rows[(x, first)].accuracy(target) for x in truth}}, one_seed, target, a["bootstrap"], 0
+            {"supernet": {x: rows[(x, first)].accuracy(target) for x in truth}},
+            one_seed,
+            target,
+            a["bootstrap"],
+            a["bootstrap_seed"],
         )
     }
     for e in entries:
@@ -649,7 +653,8 @@ def residual_preferences(
         y = np.asarray(values, dtype=float)
         return y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
 
-    features = {name: [layer_features(study, a)[name] for a in archs] for name in layer_features(study, archs[0])}
+    per_arch = [layer_features(study, a) for a in archs]
+    features = {name: [f[name] for f in per_arch] for name in per_arch[0]}
     features["params"] = [truth[a].params for a in archs]
     features = {name: residual(values) for name, values in features.items()}
     columns = {"ground truth": residual([truth[a].accuracy(target) for a in archs])}

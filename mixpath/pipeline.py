@@ -214,8 +214,8 @@ def run_pipeline(
         )
     except FolderHoldsAnotherRetraining as err:
         raise MixPathError(
-            f"{err.args[0].split(';')[0]}: to retrain the roles with the new settings, delete {retrain_root} (the "
-            "supernet, search and baselines stay) and resume, or start a new run folder"
+            f"{err.folder} holds another retraining ({err.changes}): to retrain the roles with the new settings, "
+            f"delete {retrain_root} (the supernet, search and baselines stay) and resume, or start a new run folder"
         ) from None
     columns = RETRAINED_COLUMNS + (("seeds", "test_acc_sd") if retrain_seeds > 1 else ())
     rows = [{key: row.get(key) for key in columns} | {"epochs": recipe.epochs} for row in seed_means(table)]

@@ -407,7 +407,12 @@ def _claims(claims: Sequence[tuple[Path, dict[str, Any]]]) -> Iterator[None]:
 
 class FolderHoldsAnotherRetraining(MixPathError):
     """A retraining folder already trained with other settings: what a caller that names the folders itself
-    (the pipeline) catches to say what the user can do about it."""
+    (the pipeline) catches to say what the user can do about it. ``changes``: each differing setting, saved
+    against asked."""
+
+    def __init__(self, folder: Path, changes: str) -> None:
+        super().__init__(f"{folder} holds another retraining ({changes}); choose another folder or delete it")
+        self.folder, self.changes = folder, changes
 
 
 def _claim_folder(folder: Path, settings: dict[str, Any]) -> bool:
@@ -425,9 +430,7 @@ def _claim_folder(folder: Path, settings: dict[str, Any]) -> bool:
         trained = (folder / CHECKPOINT_FILE).exists() or (folder / RESULT_FILE).exists()
         if differing and trained:
             changes = "; ".join(f"{key}: {saved.get(key)!r} there, {asked.get(key)!r} asked" for key in differing)
-            raise FolderHoldsAnotherRetraining(
-                f"{folder} holds another retraining ({changes}); choose another folder or delete it"
-            )
+            raise FolderHoldsAnotherRetraining(folder, changes)
         if not differing:
             return False
         write_json(path, settings)

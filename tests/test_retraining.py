@@ -147,6 +147,13 @@ def test_a_folder_holding_another_retraining_is_refused_in_one_line(tmp_path, ti
     assert "\n" not in str(caught.value)
     with pytest.raises(MixPathError, match=r"recipe.epochs: 1 there, 2 asked"):
         retrain_architecture(tiny, digits, tiny.parse(ARCHS[0], 4), RECIPE, done, progress=False)
+    with pytest.raises(MixPathError) as caught:  # two settings differ: both are named, for callers too
+        retrain_architecture(tiny, digits, tiny.parse(ARCHS[0], 4), Recipe(epochs=2, batch_size=16), done)
+    assert caught.value.folder == done
+    assert (
+        caught.value.changes == "recipe.batch_size: 32 there, 16 asked; recipe.epochs: 1 there, 2 asked; "
+        "recipe.lr: 0.1 there, 0.05 asked"
+    )
     assert (done / "result.json").read_text() == before  # nothing relabelled or overwritten
     with pytest.raises(MixPathError, match="exceeds the 320 training images"):
         retrain_architecture(tiny, digits, tiny.parse(ARCHS[0], 4), Recipe(batch_size=999), tmp_path / "new")
