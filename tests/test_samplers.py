@@ -62,3 +62,41 @@ def test_derived_seeds_are_stable_and_distinct():
     assert derive_seed(0, "arch", 1, 2) == derive_seed(0, "arch", 1, 2)
     assert derive_seed(0, "arch", 1, 2) != derive_seed(0, "arch", 2, 1)
     assert random.Random(derive_seed(3)).random() == step_rng(3).random()
+
+
+def test_branch_fair_draws_path_counts_in_proportion_to_one_over_k():
+    space = get_space("fmnist-s1")  # 4 kernels per layer: counts 1..4 with probabilities 12, 6, 4, 3 in 25
+    sampler = MixPathSampler(space, 4, "branch-fair")
+    counts = collections.Counter()
+    active = collections.Counter()  # (count, kernel) -> how often that kernel of layer 0 ran in a draw of that count
+    steps = 4000
+    for step in range(steps):
+        (arch,) = sampler.step_architectures(step_rng(3, step))
+        space.validate(arch, 4)
+        counts.update(arch.path_counts)
+        layer = arch.layers[0]
+        active.update((len(layer.paths), op) for op in layer.paths)
+    draws = steps * space.n_layers
+    for k, share in zip((1, 2, 3, 4), (12 / 25, 6 / 25, 4 / 25, 3 / 25), strict=True):
+        assert abs(counts[k] / draws - share) < 0.015, (k, counts[k] / draws)
+    # the point of the rule: every kernel trains about as often at every path count (steps * 3/25 each)
+    expected = steps * 3 / 25
+    assert all(abs(active[(k, op)] - expected) < 0.2 * expected for k in (1, 2, 3, 4) for op in space.layers[0].ops)
+
+
+def test_uniform_path_sampling_trains_a_kernel_most_inside_the_widest_sums():
+    space = get_space("fmnist-s1")
+    sampler = MixPathSampler(space, 4)
+    active = collections.Counter()
+    for step in range(2000):
+        (arch,) = sampler.step_architectures(step_rng(4, step))
+        active.update(len(arch.layers[0].paths) for op in arch.layers[0].paths if op == "k3")
+    assert 3 < active[4] / active[1] < 5  # k/n: four times as often at 4 paths as alone
+
+
+def test_path_sampling_is_checked_and_only_for_mixpath(tiny):
+    with pytest.raises(MixPathError, match="unknown path_sampling 'fair'; choose one of: uniform, branch-fair"):
+        make_sampler("mixpath", tiny, 3, "fair")
+    with pytest.raises(MixPathError, match="path_sampling='branch-fair' is for strategy mixpath; spos"):
+        make_sampler("spos", tiny, 1, "branch-fair")
+    assert make_sampler("mixpath", tiny, 3, "uniform").path_weights is None

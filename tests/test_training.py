@@ -103,6 +103,19 @@ def test_bad_settings_are_rejected():
         with pytest.raises(MixPathError, match=f"^strategy '{strategy}' trains single paths: m must be 1, got m=4$"):
             TrainConfig(strategy=strategy)
         assert TrainConfig(strategy=strategy, m=1).m == 1
+    with pytest.raises(MixPathError, match="^unknown path_sampling 'fair'; choose one of: uniform, branch-fair$"):
+        TrainConfig(path_sampling="fair")
+    with pytest.raises(MixPathError, match="^path_sampling='branch-fair' is for strategy mixpath; spos draws no"):
+        TrainConfig(strategy="spos", m=1, path_sampling="branch-fair")
+
+
+def test_branch_fair_path_sampling_reaches_the_trainer(tmp_path, digits):
+    for name, sampling in (("uniform", "uniform"), ("fair", "branch-fair"), ("fair2", "branch-fair")):
+        train_supernet(_config(epochs=1, path_sampling=sampling), tmp_path / name, progress=False, dataset=digits)
+    assert load_run(tmp_path / "fair", device="cpu").config.path_sampling == "branch-fair"
+    _assert_same(_weights(tmp_path / "fair"), _weights(tmp_path / "fair2"))
+    uniform, fair = _weights(tmp_path / "uniform"), _weights(tmp_path / "fair")
+    assert any(not torch.equal(uniform[key], fair[key]) for key in uniform)  # other paths were trained
 
 
 def test_the_default_recipe_is_the_one_the_readme_states():

@@ -68,6 +68,9 @@ def train(
     bn_policy: str = option_with_default(
         "BN after summed paths: shadow, shared, exponential or scaled.", TRAIN["bn_policy"]
     ),
+    path_sampling: str = option_with_default(
+        "mixpath: a layer's path count uniform in 1..m, or branch-fair (probability 1/k).", TRAIN["path_sampling"]
+    ),
     epochs: int = option_with_default("Passes over the training split.", TRAIN["epochs"]),
     batch_size: int = option_with_default("Images per optimizer step, over all processes.", TRAIN["batch_size"]),
     lr: float = lr_option(TRAIN["lr"]),
@@ -140,6 +143,7 @@ def train(
         strategy=strategy,
         m=m,
         bn_policy=bn_policy,
+        path_sampling=path_sampling,
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,

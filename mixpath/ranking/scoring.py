@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from mixpath.errors import MixPathError
 from mixpath.evaluation import CalibrationSettings, SupernetEvaluator
 from mixpath.spaces import Architecture
 from mixpath.training import load_run
@@ -21,6 +22,7 @@ from mixpath.training import load_run
 log = logging.getLogger(__name__)
 
 SCORES_FILE = "scores.jsonl"
+MEASURES = ("accuracy", "loss")
 
 
 def scorable(archs: Sequence[str], space, m: int) -> list[tuple[str, Architecture]]:
@@ -36,9 +38,14 @@ def supernet_scores(
     calibration: CalibrationSettings = CalibrationSettings(),
     device: str = "cpu",
     progress: bool = False,
+    measure: str = "accuracy",
 ) -> dict[str, float]:
     """Validation accuracy (percent) of every architecture in ``archs`` that the run's supernet can hold
-    (single-path supernets skip multi-path architectures), after BN post-calibration as ``calibration`` says."""
+    (single-path supernets skip multi-path architectures), after BN post-calibration as ``calibration`` says.
+    ``measure="loss"``: the negated mean validation cross-entropy instead, so that higher is better as with
+    accuracy (accuracy and loss come from one scoring pass and are cached together)."""
+    if measure not in MEASURES:
+        raise MixPathError(f"unknown measure {measure!r}; choose one of: {', '.join(MEASURES)}")
     run = load_run(run_dir, device)
     evaluator = SupernetEvaluator(
         run.supernet, run.dataset, calibration=calibration, cache_path=Path(run_dir) / "ranking" / SCORES_FILE
@@ -46,6 +53,7 @@ def supernet_scores(
     todo = scorable(archs, run.space, run.config.m)
     scores = {}
     for text, arch in tqdm(todo, desc=f"scoring ({calibration.mode})", disable=not progress, leave=False):
-        scores[text] = evaluator.evaluate([arch])[0]["accuracy"]
+        metrics = evaluator.evaluate([arch])[0]
+        scores[text] = metrics["accuracy"] if measure == "accuracy" else -metrics["loss"]
     log.info("%s: scored %d architectures with calibration %s", run_dir, len(scores), calibration.mode)
     return scores

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,11 +155,19 @@ class SearchSpace:
         """The canonical string of ``arch`` in this space (families with their own notation override it)."""
         return str(arch)
 
-    def random_architecture(self, rng: random.Random, m: int) -> Architecture:
-        """MixPath's sampling rule per layer: path count uniform in 1..m, a uniform subset, options uniform."""
+    def random_architecture(
+        self, rng: random.Random, m: int, path_weights: Sequence[float] | None = None
+    ) -> Architecture:
+        """MixPath's sampling rule per layer: path count uniform in 1..m, a uniform subset, options uniform.
+        ``path_weights``: relative probabilities of 1, 2, ..., m paths instead (a layer with fewer ops than m
+        uses the first ones); None keeps MixPath's uniform count and its random stream."""
         layers = []
         for spec in self.layers:
-            k = rng.randint(1, min(m, spec.n_ops))
+            top = min(m, spec.n_ops)
+            if path_weights is None:
+                k = rng.randint(1, top)
+            else:
+                k = rng.choices(range(1, top + 1), weights=path_weights[:top])[0]
             paths = rng.sample(spec.ops, k)
             options = {key: rng.choice(values) for key, values in spec.options}
             layers.append(LayerChoice.of(paths, **options))

@@ -11,7 +11,7 @@ from mixpath.checks import check_seed, check_whole_number, is_number
 from mixpath.errors import MixPathError
 from mixpath.supernet import check_bn_policy
 from mixpath.training.recipe import Recipe
-from mixpath.training.samplers import STRATEGIES, check_single_path
+from mixpath.training.samplers import STRATEGIES, check_path_sampling, check_single_path
 
 AMP_MODES = ("off", "bf16", "fp16")
 
@@ -38,6 +38,8 @@ class TrainConfig(Recipe):
     strategy: str = "mixpath"
     m: int = 4
     bn_policy: str = "shadow"
+    path_sampling: str = "uniform"
+    """Strategy mixpath: how a layer's path count is drawn, ``uniform`` or ``branch-fair`` (``PATH_SAMPLINGS``)."""
     warmup_epochs: float = 1.0
     """Linear warm-up of the learning rate over this many epochs (fractions allowed), then cosine to 0; at
     most half the run warms up, so a short run keeps a decay (``effective_warmup_epochs``)."""
@@ -97,7 +99,7 @@ class TrainConfig(Recipe):
         check_whole_number("workers", self.workers, smallest=0)
         if not isinstance(self.skip_bad_images, bool):
             raise MixPathError(f"skip_bad_images={self.skip_bad_images!r} must be true or false")
-        for name in ("space", "data", "strategy", "bn_policy", "amp"):
+        for name in ("space", "data", "strategy", "bn_policy", "path_sampling", "amp"):
             if not isinstance(getattr(self, name), str):
                 raise MixPathError(f"{name}={getattr(self, name)!r} must be text")
         if self.data_dir is not None and not isinstance(self.data_dir, str):
@@ -121,6 +123,7 @@ class TrainConfig(Recipe):
         for name in ("m", "micro_batches"):
             check_whole_number(name, getattr(self, name))
         check_single_path(self.strategy, self.m)
+        check_path_sampling(self.strategy, self.path_sampling)
         warmup = self.warmup_epochs
         if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not math.isfinite(warmup) or warmup < 0:
             raise MixPathError(f"warmup_epochs={self.warmup_epochs!r} must be a finite number >= 0")

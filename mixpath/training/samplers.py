@@ -17,6 +17,12 @@ from mixpath.spaces import Architecture, LayerChoice, SearchSpace
 STRATEGIES = ("mixpath", "spos", "fairnas", "fbnet")
 """Training strategies; fbnet has no sampler: it learns architecture weights (``mixpath.training.fbnet``)."""
 
+PATH_SAMPLINGS = ("uniform", "branch-fair")
+"""How strategy mixpath draws a layer's path count k in 1..m: ``uniform`` (MixPath's rule), or ``branch-fair``,
+k with probability proportional to 1/k. An op is active in a k-path draw with probability k/n, so under uniform
+counts an op trains m times as often inside m-path sums as alone; with 1/k it trains equally often at every
+count, and each of its Shadow BNs sees as many updates."""
+
 
 class Sampler(ABC):
     """Draws the architectures trained in one optimizer step (gradients of all of them accumulate)."""
@@ -30,10 +36,24 @@ class Sampler(ABC):
 
 
 class MixPathSampler(Sampler):
-    """Per layer: path count uniform in 1..m, then a uniform subset of that size; options uniform."""
+    """Per layer: a path count in 1..m (uniform, or as ``path_sampling`` says), then a uniform subset of that
+    size; options uniform."""
+
+    def __init__(self, space: SearchSpace, m: int, path_sampling: str = "uniform"):
+        super().__init__(space, m)
+        self.path_weights = path_count_weights(path_sampling, self.m)
 
     def step_architectures(self, rng: random.Random) -> list[Architecture]:
-        return [self.space.random_architecture(rng, self.m)]
+        return [self.space.random_architecture(rng, self.m, self.path_weights)]
+
+
+def path_count_weights(path_sampling: str, m: int) -> list[float] | None:
+    """Relative probabilities of 1..m paths per layer (None: uniform, drawn as MixPath draws it)."""
+    if path_sampling == "uniform":
+        return None
+    if path_sampling == "branch-fair":
+        return [1 / k for k in range(1, m + 1)]
+    raise MixPathError(f"unknown path_sampling {path_sampling!r}; choose one of: {', '.join(PATH_SAMPLINGS)}")
 
 
 class SPOSSampler(Sampler):
@@ -84,10 +104,18 @@ def check_single_path(strategy: str, m: int) -> None:
         raise MixPathError(f"strategy {strategy!r} trains single paths: m must be 1, got m={m}")
 
 
-def make_sampler(strategy: str, space: SearchSpace, m: int) -> Sampler:
+def check_path_sampling(strategy: str, path_sampling: str) -> None:
+    """A known path sampling, and one other than uniform only for strategy mixpath (the others draw no counts)."""
+    path_count_weights(path_sampling, 1)
+    if path_sampling != "uniform" and strategy != "mixpath":
+        raise MixPathError(f"path_sampling={path_sampling!r} is for strategy mixpath; {strategy} draws no path counts")
+
+
+def make_sampler(strategy: str, space: SearchSpace, m: int, path_sampling: str = "uniform") -> Sampler:
     """The sampler of a training strategy; single-path strategies insist on m=1."""
+    check_path_sampling(strategy, path_sampling)
     if strategy == "mixpath":
-        return MixPathSampler(space, m)
+        return MixPathSampler(space, m, path_sampling)
     if strategy in ("spos", "fairnas"):
         check_single_path(strategy, m)
         return SPOSSampler(space) if strategy == "spos" else FairNASSampler(space)

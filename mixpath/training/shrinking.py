@@ -133,7 +133,7 @@ class Shrinker:
                 with restoring(checkpoint):
                     self.survivors = [[str(op) for op in layer] for layer in saved["survivors"]]
                     self.history = list(saved["history"])
-        return make_sampler(self.config.strategy, self.space, self.config.m)
+        return make_sampler(self.config.strategy, self.space, self.config.m, self.config.path_sampling)
 
     def checkpoint(self) -> dict[str, Any]:
         """What the checkpoint keeps of the shrinking."""
@@ -153,4 +153,4 @@ class Shrinker:
         self.history.append({"step": global_step, "scores": scores, "survivors": self.survivors})
         write_json(run_dir / SHRINK_FILE, {"survivors": self.survivors, "history": self.history})
         log.info("shrink %d at step %d: survivors %s", point + 1, global_step, self.survivors)
-        return make_sampler(self.config.strategy, self.space, self.config.m)
+        return make_sampler(self.config.strategy, self.space, self.config.m, self.config.path_sampling)

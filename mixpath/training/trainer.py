@@ -114,7 +114,7 @@ def check_config(config: TrainConfig) -> None:
     if config.strategy == "fbnet":
         check_fbnet(config, run_space(config))
     else:
-        make_sampler(config.strategy, run_space(config), config.m)
+        make_sampler(config.strategy, run_space(config), config.m, config.path_sampling)
     if config.shrink_at:
         check_shrinking(config, run_space(config))
 
@@ -296,7 +296,7 @@ def _train(
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = round(config.effective_warmup_epochs * steps_per_epoch)
     amp_dtype = autocast_dtype(config.amp, device)
-    sampler = make_sampler(config.strategy, space, config.m)
+    sampler = make_sampler(config.strategy, space, config.m, config.path_sampling)
     state = start_or_resume(config, space, run_dir, device)
     if shrinker is not None:
         sampler = shrinker.resume(run_dir / CHECKPOINT_FILE, total_steps)
