@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import os
 import platform
 import shutil
@@ -392,29 +393,13 @@ def stage_rank(study: Study) -> dict[str, Any]:
     """Every metric of every scored snapshot against the seed-mean ground truth, the recipe the selection
     rule picks, the ablation table with paired differences, plots and a markdown summary."""
     from mixpath.ranking.metrics import tau_difference
-    from mixpath.ranking.rank import rank_scores
 
-    a = study.p["ablation"]
     epochs, truth, ceiling = ground_truth(study)
     if len(truth) < 3:
         raise SystemExit(f"only {len(truth)} ground-truth archs have every seed; nothing to rank yet")
     singles = {k: v for k, v in truth.items() if single_path(k)}
-    options = {"resamples": a["bootstrap"], "seed": a["bootstrap_seed"], "ks": (0.1, 0.2)}
-    entries = []
-    for saved in scores_files(study):
-        entry = {k: saved[k] for k in ("label", "epoch", "training_images", "train_seconds", "score_seconds")}
-        entry["complete_run"] = is_complete_run(saved)
-        entry["final_train_acc"] = float(saved["training"][-1]["train_acc"]) if saved["training"] else None
-        entry["rankings"] = {}
-        for mode, scores in saved["scores"].items():
-            for target in ("val", "test"):
-                for subset, gt in (("all", truth), ("single_path", singles)):
-                    if len(set(scores) & set(gt)) >= 3 and (subset == "single_path" or saved["config"]["m"] > 1):
-                        entry["rankings"][f"{mode}/{target}/{subset}"] = rank_scores(
-                            scores, gt, target=target, **options
-                        )
-        entry["scores"] = saved["scores"]
-        entries.append(entry)
+    options = ranking_options(study)
+    entries = [snapshot_entry(saved, truth, options) for saved in scores_files(study)]
     results = {
         "protocol": study.name,
         "ground_truth": {"epochs": epochs, "archs": len(truth), "single_path": len(singles), "seed_tau": ceiling},
@@ -430,6 +415,31 @@ def stage_rank(study: Study) -> dict[str, Any]:
     write_plots(study, results)
     write_summary(study, results)
     return results
+
+
+def ranking_options(study: Study) -> dict[str, Any]:
+    """The protocol's bootstrap settings and top-k fractions, as ``rank_scores`` takes them."""
+    a = study.p["ablation"]
+    return {"resamples": a["bootstrap"], "seed": a["bootstrap_seed"], "ks": (0.1, 0.2)}
+
+
+def snapshot_entry(saved: dict[str, Any], truth: dict[str, GroundTruthRow], options: dict[str, Any]) -> dict[str, Any]:
+    """A scored snapshot's record with its rankings per calibration, target and subset (all archs, for m > 1
+    supernets; the single-path archs, for every supernet)."""
+    from mixpath.ranking.rank import rank_scores
+
+    singles = {k: v for k, v in truth.items() if single_path(k)}
+    entry = {k: saved[k] for k in ("label", "epoch", "training_images", "train_seconds", "score_seconds")}
+    entry["complete_run"] = is_complete_run(saved)
+    entry["final_train_acc"] = float(saved["training"][-1]["train_acc"]) if saved["training"] else None
+    entry["rankings"] = {}
+    for mode, scores in saved["scores"].items():
+        for target in ("val", "test"):
+            for subset, gt in (("all", truth), ("single_path", singles)):
+                if len(set(scores) & set(gt)) >= 3 and (subset == "single_path" or saved["config"]["m"] > 1):
+                    entry["rankings"][f"{mode}/{target}/{subset}"] = rank_scores(scores, gt, target=target, **options)
+    entry["scores"] = saved["scores"]
+    return entry
 
 
 def tau_value(entry: dict[str, Any], key: str, predictor: str = "supernet") -> float | None:
@@ -672,7 +682,7 @@ def residual_preferences(
 
 
 def write_plots(study: Study, results: dict[str, Any]) -> None:
-    from mixpath.reporting import interval_chart, interval_curves, ranking_scatter_grid
+    from mixpath.reporting import interval_curves
 
     key = "exact/test/all"
     study_suffix = f"-e{study.p['supernet']['study_epochs']}"
@@ -699,7 +709,13 @@ def write_plots(study: Study, results: dict[str, Any]) -> None:
             "Kendall tau vs stand-alone test accuracy",
             references,
         )
-    table = results.get("ablation") or {}
+    write_ablation_plots(results.get("ablation") or {}, study.results)
+
+
+def write_ablation_plots(table: dict[str, Any], folder: Path) -> None:
+    """The ablation's scatter grid (exact calibration) and its tau chart with intervals, into ``folder``."""
+    from mixpath.reporting import interval_chart, ranking_scatter_grid
+
     if not table.get("rows"):
         return
     grid, labels, points = {}, [], {"none": [], "exact": []}
@@ -709,12 +725,15 @@ def write_plots(study: Study, results: dict[str, Any]) -> None:
             continue  # a single-path supernet with fewer than 3 single-path archs in the ground truth so far
         grid[f"{variant} ({subset})"] = rankings[f"exact/{table['target']}/{subset}"]
         labels.append(f"{variant}\n({subset.replace('_', '-')})")
-        for mode, values in points.items():
-            tau = rankings[f"{mode}/{table['target']}/{subset}"]["metrics"]["supernet"]["kendall_tau"]
-            values.append((tau["value"], tau["low"], tau["high"]))
-    ranking_scatter_grid(grid, study.results / "ablation_scatter.png", columns=3)
-    series = {f"calibration {mode}": values for mode, values in points.items()}
-    interval_chart(labels, series, study.results / "ablation_tau.png", "Kendall tau")
+        for mode, values in points.items():  # a calibration a variant was not scored with: no point
+            ranked = rankings.get(f"{mode}/{table['target']}/{subset}")
+            tau = ranked["metrics"]["supernet"]["kendall_tau"] if ranked else {"value": math.nan}
+            values.append((tau["value"], tau.get("low", math.nan), tau.get("high", math.nan)))
+    ranking_scatter_grid(grid, folder / "ablation_scatter.png", columns=3)
+    series = {
+        f"calibration {mode}": values for mode, values in points.items() if not all(math.isnan(v[0]) for v in values)
+    }
+    interval_chart(labels, series, folder / "ablation_tau.png", "Kendall tau")
 
 
 def tau_cell(ranking: dict[str, Any] | None, predictor: str = "supernet") -> str:
@@ -806,11 +825,41 @@ def write_summary(study: Study, results: dict[str, Any]) -> None:
         ]
         for feature, row in preferences["rho"].items():
             lines.append(f"| {feature} | " + " | ".join(f"{row[n]:+.2f}" for n in names) + " |")
-    table = results.get("ablation") or {}
-    if table.get("paired_exact"):
-        lines += ["", "## Paired differences (exact calibration, test target)", ""]
-        lines += [f"- tau({name}): {interval_text(est)}" for name, est in table["paired_exact"].items()]
+    lines += ablation_lines(results.get("ablation") or {})
     write_text(study.results / "results.md", "\n".join(lines) + "\n")
+
+
+def ablation_lines(table: dict[str, Any]) -> list[str]:
+    """The ablation as markdown: per variant and calibration, tau, Spearman rho and top-10 % precision with
+    their intervals, beside params and FLOPs on the same architectures; then the paired differences."""
+    if not table.get("rows"):
+        return []
+    target = table["target"]
+    lines = [
+        "",
+        f"## Ablation at {table['recipe']} ({target} target; 95 % bootstrap intervals; n = architectures)",
+        "",
+        "| supernet | archs | calibration | Kendall tau | Spearman rho | top-10 % | params: tau | FLOPs: tau |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for variant, rankings in table["rows"].items():
+        subset = "all" if f"exact/{target}/all" in rankings else "single_path"
+        for mode in ("exact", "none"):
+            r = rankings.get(f"{mode}/{target}/{subset}")
+            if r is None:
+                continue
+            m = r["metrics"]["supernet"]
+            lines.append(
+                f"| {variant} | {subset.replace('_', '-')} ({r['n_archs']}) | {mode} | "
+                f"{interval_text(m['kendall_tau'])} | {interval_text(m['spearman_rho'])} | "
+                f"{interval_text(m['top10%'])} | "
+                f"{interval_text(r['metrics']['params']['kendall_tau'])} | "
+                f"{interval_text(r['metrics']['flops']['kendall_tau'])} |"
+            )
+    if table.get("paired_exact"):
+        lines += ["", f"Paired differences (exact calibration, {target} target, all architectures):", ""]
+        lines += [f"- tau({name}): {interval_text(est)}" for name, est in table["paired_exact"].items()]
+    return lines
 
 
 def stage_status(study: Study) -> dict[str, Any]:

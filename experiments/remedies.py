@@ -7,7 +7,8 @@ architectures and scoring it uses. Stages, each resumable (run the same command 
 
     python experiments/remedies.py train     # the base recipe again, then each training remedy, each scored
     python experiments/remedies.py rank      # every remedy against the ground truth, the rule's adoption
-    python experiments/remedies.py all       # train, rank, the rule's combined run if it asks for one, rank
+    python experiments/remedies.py ablation  # the study's ablation at the adopted recipe
+    python experiments/remedies.py all       # train, rank, the further runs the rule asks for, the ablation
 
 Run folders go to experiments/runs/<protocol name>/ (not in git); committed outputs (scores, ranking.json,
 results.md, remedies_tau.png) to experiments/results/<protocol name>/.
@@ -83,19 +84,17 @@ class Remedies:
         return self.results / "scores" / f"{remedy}.json"
 
 
-def train_run(rem: Remedies, label: str) -> Path:
-    """Train (or finish) the run of ``label``: the base recipe with the label's training changes."""
+def train_run(rem: Remedies, label: str, config: TrainConfig) -> Path:
+    """Train (or finish) run ``label`` with ``config``, recording the load average around it."""
     torch.set_num_threads(rem.study.p["supernet"]["threads"])
-    config = dataclasses.replace(rem.base_config(), **rem.changes(label)[0])
     run_dir = rem.runs / label
     if _epochs_done(run_dir) < config.epochs:  # a resumed run with other settings stops with a one-line error
         load = [round(v, 2) for v in os.getloadavg()]
         started = time.perf_counter()
         resume = (run_dir / "config.json").exists()
         train_supernet(config, run_dir, resume=resume, progress=False, dataset=rem.study.data())
-        write_json(
-            run_dir / "load.json", {"load_average_before": load, "after": [round(v, 2) for v in os.getloadavg()]}
-        )
+        after = [round(v, 2) for v in os.getloadavg()]
+        write_json(run_dir / "load.json", {"load_average_before": load, "after": after})
         log.info("%s: trained in %.0f s", label, time.perf_counter() - started)
     return run_dir
 
@@ -105,13 +104,9 @@ def _epochs_done(run_dir: Path) -> int:
     return max(0, len(lines) - 1)
 
 
-def score_remedy(rem: Remedies, remedy: str) -> dict[str, Any]:
-    """Scores of every study architecture by the remedy's run and scoring, per calibration (scores/<remedy>.json)."""
-    out = rem.scores_file(remedy)
-    if out.exists():
-        return json.loads(out.read_text())
-    _, scoring = rem.changes(remedy)
-    run_dir = train_run(rem, rem.run_label(remedy))
+def scored_run(rem: Remedies, run_dir: Path, scoring: dict[str, Any]) -> dict[str, Any]:
+    """Scores of every study architecture the run's supernet can hold, per calibration of the study (only exact
+    when the remedy changes the calibration size), with the run's settings, training record and times."""
     sc = rem.study.p["scoring"]
     size, measure = scoring.get("calib_size", sc["calib_size"]), scoring.get("measure", "accuracy")
     modes = ["exact"] if "calib_size" in scoring else sc["calibrations"]  # the size changes nothing without it
@@ -121,23 +116,89 @@ def score_remedy(rem: Remedies, remedy: str) -> dict[str, Any]:
         calibration = CalibrationSettings(mode, size=size, batches=sc["calib_batches"])
         scores[mode] = supernet_scores(run_dir, rem.study.archs(), calibration=calibration, measure=measure)
         seconds[mode] = round(time.perf_counter() - started, 1)
+    config = json.loads((run_dir / "config.json").read_text())
     metrics = (run_dir / "metrics.csv").read_text().splitlines()
     header = metrics[0].split(",")
     rows = [dict(zip(header, line.split(","), strict=True)) for line in metrics[1:]]
-    saved = {
-        "remedy": remedy,
-        "run": rem.run_label(remedy),
-        "config": json.loads((run_dir / "config.json").read_text()),
+    steps_per_epoch = len(rem.study.data().train_y) // config["batch_size"]
+    return {
+        "epoch": len(rows),
+        "training_images": len(rows) * steps_per_epoch * config["batch_size"],
+        "config": config,
         "scoring": {"calib_size": size, "measure": measure},
         "train_seconds": round(sum(float(r["seconds"]) for r in rows), 1),
         "load": json.loads((run_dir / "load.json").read_text()) if (run_dir / "load.json").exists() else None,
         "score_seconds": seconds,
         "machine": ranking.machine(),
+        "training": rows,
         "scores": scores,
     }
+
+
+def score_remedy(rem: Remedies, remedy: str) -> dict[str, Any]:
+    """The remedy's run (trained if missing) scored its way: results/<protocol>/scores/<remedy>.json."""
+    out = rem.scores_file(remedy)
+    if out.exists():
+        return json.loads(out.read_text())
+    label = rem.run_label(remedy)
+    run_dir = train_run(rem, label, dataclasses.replace(rem.base_config(), **rem.changes(label)[0]))
+    saved = {"remedy": remedy, "run": label, **scored_run(rem, run_dir, rem.changes(remedy)[1])}
     write_json(out, saved)
-    log.info("%s scored (%s)", remedy, seconds)
+    log.info("%s scored (%s)", remedy, saved["score_seconds"])
     return saved
+
+
+def adopted(rem: Remedies) -> str | None:
+    """The remedy the rule adopted (``base``: none), None while it is undecided."""
+    ranked = rem.results / "ranking.json"
+    return json.loads(ranked.read_text())["adoption"]["adopted"] if ranked.exists() else None
+
+
+def ablation_recipe(rem: Remedies, remedy: str) -> tuple[str, int, str]:
+    """(schedule, epochs, recipe tag) of the ablation at a remedy: the tag ends every ablation label."""
+    _, schedule, length = rem.base_label().split("-")
+    return schedule, int(length[1:]), f"{schedule}-{length}-{remedy}"
+
+
+def stage_ablation(rem: Remedies) -> None:
+    """The study's ablation ([ablation] of its protocol) at the adopted recipe: every variant with the remedy's
+    training changes (branch-fair path sampling only where paths are drawn), scored its way. With no remedy
+    adopted it is the study's own ablation, trained and ranked by experiments/ranking.py."""
+    remedy = adopted(rem)
+    if remedy is None:
+        raise SystemExit("the adoption rule has not decided yet: run experiments/remedies.py rank (or all)")
+    study = rem.study
+    schedule, epochs, recipe = ablation_recipe(rem, remedy)
+    variants = [*study.p["ablation"]["m4"], *study.p["ablation"]["m1"]]
+    if remedy == "base":
+        for variant in variants:
+            ranking.stage_supernet(study, variant, schedule, epochs)
+        ranking.stage_rank(study)
+        return
+    training, scoring = rem.changes(remedy)
+    for variant in variants:
+        out = rem.results / "ablation" / f"{variant}-{recipe}.json"
+        if out.exists():
+            continue
+        config = ranking.supernet_config(study, variant, schedule, epochs)
+        changes = {k: v for k, v in training.items() if k != "path_sampling" or config.strategy == "mixpath"}
+        config = dataclasses.replace(config, **changes)
+        label = rem.run_label(remedy) if variant == "shadow" else f"ablation-{variant}-{rem.run_label(remedy)}"
+        saved = {"label": f"{variant}-{recipe}", **scored_run(rem, train_run(rem, label, config), scoring)}
+        write_json(out, saved)
+        log.info("ablation %s scored", saved["label"])
+
+
+def ablation_table(rem: Remedies, truth: dict[str, Any]) -> dict[str, Any]:
+    """The ablation's table as the study builds it, from the ablation's scored runs (empty before any)."""
+    remedy = adopted(rem)
+    files = sorted((rem.results / "ablation").glob("*.json"))
+    if remedy in (None, "base") or not files:
+        return {}
+    options = ranking.ranking_options(rem.study)
+    entries = [ranking.snapshot_entry(json.loads(p.read_text()), truth, options) for p in files]
+    choice = {"label": f"shadow-{ablation_recipe(rem, remedy)[2]}"}
+    return ranking.ablation_table(rem.study, entries, truth, choice, tau_difference, options)
 
 
 def stage_train(rem: Remedies) -> None:
@@ -189,7 +250,10 @@ def stage_rank(rem: Remedies) -> dict[str, Any]:
         },
         "preferences_exploratory": ranking.residual_preferences(study, list(entries.values()), truth),
     }
+    write_json(rem.results / "ranking.json", results)  # the adoption first: the ablation's table reads it
+    results["ablation"] = ablation_table(rem, truth)
     write_json(rem.results / "ranking.json", results)
+    ranking.write_ablation_plots(results["ablation"], rem.results)
     write_plot(rem, results)
     write_summary(rem, results)
     return results
@@ -294,6 +358,7 @@ def write_summary(rem: Remedies, results: dict[str, Any]) -> None:
     ]
     for feature, row in preferences["rho"].items():
         lines.append(f"| {feature} | " + " | ".join(f"{row[n]:+.2f}" for n in names) + " |")
+    lines += ranking.ablation_lines(results["ablation"])
     write_text(rem.results / "results.md", "\n".join(lines) + "\n")
 
 
@@ -305,11 +370,13 @@ def stage_all(rem: Remedies) -> None:
         for remedy in asked:
             score_remedy(rem, remedy)
         asked = stage_rank(rem)["adoption"]["to_score"]
+    stage_ablation(rem)
+    stage_rank(rem)
 
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=["train", "rank", "all"])
+    parser.add_argument("stage", choices=["train", "rank", "ablation", "all"])
     parser.add_argument("--protocol", type=Path, default=DEFAULT_PROTOCOL, help="the remedies protocol to carry out")
     parser.add_argument("--root", type=Path, default=ROOT, help="where results/ and runs/ go")
     args = parser.parse_args(argv)
@@ -317,7 +384,13 @@ def main(argv: list[str]) -> None:
     rem = Remedies(args.protocol, args.root)
     rem.results.mkdir(parents=True, exist_ok=True)
     (rem.results / "protocol.toml").write_text(args.protocol.read_text())
-    {"train": stage_train, "rank": stage_rank, "all": stage_all}[args.stage](rem)
+    if args.stage in ("train", "all"):
+        {"train": stage_train, "all": stage_all}[args.stage](rem)
+    elif args.stage == "ablation":
+        stage_ablation(rem)
+        stage_rank(rem)
+    else:
+        stage_rank(rem)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from mixpath.errors import MixPathError  # noqa: E402
 from mixpath.ranking.scoring import supernet_scores  # noqa: E402
 
 TINY_REMEDIES = """
-name = "tiny-remedies"
+name = "{name}"
 study = "study.toml"
 [base]
 from_study_choice = true
@@ -30,6 +30,8 @@ measure = "loss"
 label_smoothing = 0.1
 [remedies.rate]
 lr = 0.2
+[remedies.branchfair]
+path_sampling = "branch-fair"
 [selection]
 target = "val"
 margin = {margin}
@@ -38,9 +40,9 @@ target = "test"
 """
 
 
-def write_remedies(tmp_path: Path, margin: float) -> remedies.Remedies:
-    path = tmp_path / "remedies.toml"
-    path.write_text(TINY_REMEDIES.replace("{margin}", str(margin)))
+def write_remedies(tmp_path: Path, margin: float, name: str = "tiny-remedies") -> remedies.Remedies:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(TINY_REMEDIES.replace("{margin}", str(margin)).replace("{name}", name))
     return remedies.Remedies(path, root=tmp_path)
 
 
@@ -61,7 +63,7 @@ def test_every_remedy_is_trained_or_scored_once_on_the_right_run(studied):
     rem = write_remedies(studied, margin=-10.0)  # every remedy clears: the rule asks for the combined runs
     remedies.stage_all(rem)
     saved = {p.stem: json.loads(p.read_text()) for p in (rem.results / "scores").glob("*.json")}
-    assert {"base", "calib", "loss", "smooth", "rate"} <= set(saved)
+    assert {"base", "calib", "loss", "smooth", "rate", "branchfair"} <= set(saved)
     assert saved["calib"]["run"] == saved["loss"]["run"] == "base"  # scoring remedies train nothing
     assert set(saved["calib"]["scores"]) == {"exact"} and saved["calib"]["scoring"]["calib_size"] == 256
     assert all(v < 0 for v in saved["loss"]["scores"]["exact"].values())  # negated cross-entropy
@@ -73,11 +75,22 @@ def test_every_remedy_is_trained_or_scored_once_on_the_right_run(studied):
     }
     results = json.loads((rem.results / "ranking.json").read_text())
     adoption = results["adoption"]
-    assert adoption["combined_run"] == "rate+smooth" and "rate+smooth" in saved
-    assert saved["rate+smooth"]["config"]["lr"] == 0.2 and saved["rate+smooth"]["config"]["label_smoothing"] == 0.1
+    combined = adoption["combined_run"]
+    assert combined.count("+") == 1 and combined in saved  # the two best training remedies in one run
+    expected = {k: v for part in combined.split("+") for k, v in rem.p["remedies"][part].items()}
+    assert {k: saved[combined]["config"][k] for k in expected} == expected
     assert adoption["to_score"] == [] and adoption["adopted"] in saved
     assert "+" in adoption["adopted"] and adoption["adopted"].split("+")[-1] in {"calib", "loss"}
-    assert sorted(p.name for p in rem.runs.iterdir()) == ["base", "rate", "rate+smooth", "smooth"]
+    trained = {"base", "rate", "smooth", "branchfair", combined}
+    ablation_runs = {p.name for p in rem.runs.iterdir()} - trained
+    assert ablation_runs == {f"ablation-{v}-{rem.run_label(adoption['adopted'])}" for v in ("shared", "spos")}
+    table = results["ablation"]
+    assert set(table["rows"]) == {"shadow", "shared", "spos"}
+    assert set(table["paired_exact"]) == {"shadow - params", "shadow - flops", "shadow - shared"}
+    spos = json.loads(next((rem.results / "ablation").glob("spos-*.json")).read_text())
+    assert spos["config"]["lr"] == saved[combined]["config"]["lr"] and spos["config"]["path_sampling"] == "uniform"
+    assert "## Ablation at" in (rem.results / "results.md").read_text()
+    assert (rem.results / "ablation_tau.png").is_file()
     # the base repeats the study's run of the same recipe and seed: same weights, same scores
     assert results["repeat_floor"]["tau_between_repeats"] == pytest.approx(1.0)
     assert results["repeat_floor"]["max_abs_score_difference"] <= 0.01
@@ -107,3 +120,21 @@ def test_scores_by_loss_are_checked(studied):
     run = next((studied / "runs" / "tiny-study").iterdir())
     with pytest.raises(MixPathError, match="unknown measure 'error'; choose one of: accuracy, loss"):
         supernet_scores(run, [], measure="error")
+
+
+def test_the_ablation_at_branch_fair_sampling_draws_single_paths_for_single_path_supernets(studied):
+    rem = write_remedies(studied, margin=0.05, name="tiny-fair")
+    (rem.results).mkdir(parents=True)
+    (rem.results / "ranking.json").write_text(json.dumps({"adoption": {"adopted": "branchfair"}}))
+    remedies.stage_ablation(rem)
+    configs = {p.stem.split("-")[0]: json.loads(p.read_text())["config"] for p in (rem.results / "ablation").iterdir()}
+    assert {v: c["path_sampling"] for v, c in configs.items()} == {
+        "shadow": "branch-fair",
+        "shared": "branch-fair",
+        "spos": "uniform",
+    }
+    assert sorted(p.name for p in rem.runs.iterdir()) == [
+        "ablation-shared-branchfair",
+        "ablation-spos-branchfair",
+        "branchfair",
+    ]
