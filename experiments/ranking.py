@@ -194,7 +194,13 @@ def train_gt_job(study: Study, epochs: int, job: tuple[str, int], worker: int, w
         started = time.perf_counter()
         data, checkpoints = study.data(), gt_dir / "checkpoints"
         build_ground_truth(
-            study.space, data, [study.space.parse(arch, 4)], recipe, out, seed=seed, checkpoints=checkpoints
+            study.space,
+            data,
+            [study.space.parse(arch, study.p["space"]["m"])],
+            recipe,
+            out,
+            seed=seed,
+            checkpoints=checkpoints,
         )
         seconds = time.perf_counter() - started
         append_line(
