@@ -818,21 +818,25 @@ def write_summary(study: Study, results: dict[str, Any]) -> None:
             )
     preferences = results.get("preferences_exploratory")
     if preferences:
-        names = list(next(iter(preferences["rho"].values())))
-        lines += [
-            "",
-            "## Exploratory (not in the protocol): what is rewarded at equal FLOPs",
-            "",
-            f"Spearman rho between a feature and the accuracy or supernet score (exact calibration), both with their "
-            f"least-squares line on FLOPs removed, over the {preferences['archs']} ground-truth architectures.",
-            "",
-            "| feature | " + " | ".join(names) + " |",
-            "|---|" + "---|" * len(names),
-        ]
-        for feature, row in preferences["rho"].items():
-            lines.append(f"| {feature} | " + " | ".join(f"{row[n]:+.2f}" for n in names) + " |")
+        lines += ["", "## Exploratory (not in the protocol): what is rewarded at equal FLOPs", ""]
+        lines += preference_lines(preferences)
     lines += ablation_lines(results.get("ablation") or {})
     write_text(study.results / "results.md", "\n".join(lines) + "\n")
+
+
+def preference_lines(preferences: dict[str, Any]) -> list[str]:
+    """``residual_preferences`` as a markdown table: one row per feature, one column per predictor."""
+    names = list(next(iter(preferences["rho"].values())))
+    lines = [
+        f"Spearman rho between a feature and the accuracy or supernet score (exact calibration), both with their "
+        f"least-squares line on FLOPs removed, over the {preferences['archs']} ground-truth architectures.",
+        "",
+        "| feature | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for feature, row in preferences["rho"].items():
+        lines.append(f"| {feature} | " + " | ".join(f"{row[n]:+.2f}" for n in names) + " |")
+    return lines
 
 
 def ablation_lines(table: dict[str, Any]) -> list[str]:

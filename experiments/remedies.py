@@ -347,17 +347,8 @@ def write_summary(rem: Remedies, results: dict[str, Any]) -> None:
         )
     lines += ["", "## Adoption (the protocol's [selection] rule, validation target)", "", "```"]
     lines += [json.dumps(results["adoption"], indent=1), "```"]
-    preferences = results["preferences_exploratory"]
-    names = list(next(iter(preferences["rho"].values())))
-    lines += [
-        "",
-        "## What each rewards at equal FLOPs (Spearman rho of FLOPs-residualised score and feature)",
-        "",
-        "| feature | " + " | ".join(names) + " |",
-        "|---|" + "---|" * len(names),
-    ]
-    for feature, row in preferences["rho"].items():
-        lines.append(f"| {feature} | " + " | ".join(f"{row[n]:+.2f}" for n in names) + " |")
+    lines += ["", "## What each rewards at equal FLOPs", ""]
+    lines += ranking.preference_lines(results["preferences_exploratory"])
     lines += ranking.ablation_lines(results["ablation"])
     write_text(rem.results / "results.md", "\n".join(lines) + "\n")
 
