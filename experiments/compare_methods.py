@@ -217,7 +217,11 @@ class Comparison:
         return self.results / "retrained" / f"{method}-seed{seed}.json"
 
     def pick(self, method: str) -> EvaluatedArch | None:
-        """The most accurate architecture of the method's finished search front within max_flops (None before)."""
+        """The most accurate architecture of the method's finished search front within max_flops (None before):
+        as the committed search record holds it, so that a checkout without the run folders retrains it."""
+        record = read_json(self.search_record(method)) if self.search_record(method).is_file() else {}
+        if record.get("pick"):
+            return EvaluatedArch.from_json(record["pick"], self.space, paths_per_layer(self.methods[method]["train"]))
         folder = self.search_dir(method)
         if not (folder / RESULTS_FILE).is_file():
             return None
@@ -317,8 +321,18 @@ def stage_search(c: Comparison) -> None:
         result, _ = search_supernet(
             run_dir, c.methods[method]["search"]["algo"], c.search_config(method), calibration=calibration, resume=True
         )
-        record = {"seconds": round(time.perf_counter() - started, 1), "resumed": resumed}
-        write_json(c.search_record(method), record | {"evaluated": len(result.evaluated), "front": len(result.front)})
+        pick = choose_under_budget(result.front, c.p["search"]["max_flops"])
+        write_json(
+            c.search_record(method),
+            {
+                "seconds": round(time.perf_counter() - started, 1),
+                "resumed": resumed,
+                "evaluated": len(result.evaluated),
+                "front": len(result.front),
+                "supernet_seconds": round(sum(epoch_seconds(run_dir)), 1),
+                "pick": pick.to_json(c.space) if pick else None,
+            },
+        )
 
 
 def stage_retrain(c: Comparison, worker: int, workers: int) -> None:
@@ -424,7 +438,9 @@ def method_row(c: Comparison, method: str, epochs: int | None, seeds: list[int])
     row = {
         "method": method,
         "supernet_epochs": epochs,
-        "supernet_seconds": round(sum(epoch_seconds(run_dir)), 1) if finished_run(run_dir) else None,
+        "supernet_seconds": (
+            round(sum(epoch_seconds(run_dir)), 1) if finished_run(run_dir) else search.get("supernet_seconds")
+        ),
         "search_seconds": search.get("seconds"),
         "arch": c.space.format(pick.arch) if pick else None,
         "flops": round(pick.metrics["flops"], 3) if pick else None,

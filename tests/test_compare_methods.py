@@ -198,3 +198,11 @@ def test_comparison_end_to_end_on_a_tiny_protocol(tmp_path):
     run(protocol, tmp_path, "all")
     assert {path: path.stat().st_mtime_ns for path in trained} == before
     assert (results / "methods.csv").read_text() == csv_text
+
+    # the committed results alone (no run folders, as in a fresh clone) give the same table and the same picks
+    searched = {name: json.loads((results / "searches" / f"{name}.json").read_text()) for name in rows}
+    picks = {name: record["pick"]["arch"] for name, record in searched.items()}
+    assert picks == {name: row["arch"] for name, row in rows.items()}
+    runs.rename(tmp_path / "runs-moved")
+    run(protocol, tmp_path, "table")
+    assert (results / "methods.csv").read_text() == csv_text
