@@ -62,6 +62,8 @@ YARDSTICK = "mixpath"  # [budget]: MixPath's default recipe sets every method's 
 SHRINK_PAIR = ("spos", "bsnas")  # [shrink_ranking]: the supernets without and with shrinking
 SHRINK_CALIBRATION = CalibrationSettings("exact", size=2048)  # [shrink_ranking]: exact, 2,048 images
 BOOTSTRAP_SEED = 0  # the ranking study's bootstrap seed
+STRATEGY_RECORDS = ("fbnet.json", "shrunk.json")
+"""What a strategy writes beside its checkpoint about what it learned, copied to results/<protocol>/supernets/."""
 RETRAIN_WORKERS = 2  # [retrain]: two 1-thread processes
 TO_FILL = "TO FILL"
 REQUIRED = {
@@ -297,9 +299,12 @@ def stage_train(c: Comparison) -> None:
         config, run_dir = c.train_config(method, epochs[method]), c.run_dir(method)
         if finished_run(run_dir) and saved_config(run_dir) == config:
             log.info("%s: trained (%d epochs)", method, config.epochs)
-            continue
-        log.info("%s: training %d epochs in %s", method, config.epochs, run_dir)
-        train_supernet(config, run_dir, resume=(run_dir / CONFIG_FILE).exists(), dataset=c.data(), progress=True)
+        else:
+            log.info("%s: training %d epochs in %s", method, config.epochs, run_dir)
+            train_supernet(config, run_dir, resume=(run_dir / CONFIG_FILE).exists(), dataset=c.data(), progress=True)
+        for name in STRATEGY_RECORDS:  # fbnet's architecture distribution, BS-NAS's survivors: committed
+            if (run_dir / name).is_file():
+                write_text(c.results / "supernets" / f"{method}-{name}", (run_dir / name).read_text())
 
 
 def stage_search(c: Comparison) -> None:

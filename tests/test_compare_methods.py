@@ -186,6 +186,8 @@ def test_comparison_end_to_end_on_a_tiny_protocol(tmp_path):
     assert shrink["ground_truth"]["archs"] == len(singles) and "spos" not in shrink  # no spos in this protocol
     assert shrink["bsnas"]["archs"] == len(singles) and shrink["bsnas"]["kendall_tau"]["value"] is not None
     survivors = json.loads((runs / "bsnas" / "shrunk.json").read_text())["survivors"]
+    assert json.loads((results / "supernets" / "bsnas-shrunk.json").read_text())["survivors"] == survivors
+    assert (results / "supernets" / "fbnet-fbnet.json").read_text() == (runs / "fbnet" / "fbnet.json").read_text()
     for arch, dropped in shrink["bsnas"]["uses_dropped_ops"].items():
         assert arch in singles
         assert all(op.split(":")[1] not in survivors[int(op.split(":")[0])] for op in dropped)
