@@ -145,6 +145,8 @@ SKIPPED = {
     "torchrun --nnodes 2": "two machines",
     "python experiments/ranking.py": "the ranking study, hours on 2 cores; tests/test_ranking_study.py runs its "
     "stages on a tiny protocol",
+    "python experiments/remedies.py": "the ranking study's remedies, an hour on 2 cores; tests/test_remedies.py runs "
+    "its stages on a tiny protocol",
     "python experiments/compare_methods.py": "the methods comparison, hours on idle cores; "
     "tests/test_compare_methods.py runs its stages on a tiny protocol",
     "--data cifar10 --data-dir /data/cifar-10-batches-py": "CIFAR-10 in /data cannot ship (and digits, grey, does "
